@@ -1,0 +1,116 @@
+// Package agent is headroom-agent: it samples the node's sources on its own
+// clock into immutable snapshots and serves the latest one as a Prometheus
+// target (and, later, as a report stream to the pickers).
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/headroom-dev/headroom/agent/exporter"
+	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector"
+)
+
+// Version is the agent's version, set at link time.
+var Version = "dev"
+
+// shutdownGrace bounds how long in-flight scrapes may finish on shutdown.
+const shutdownGrace = 5 * time.Second
+
+// Agent is one running headroom-agent.
+type Agent struct {
+	opts     Options
+	logger   *slog.Logger
+	runner   *collector.Runner
+	sampler  *Sampler
+	registry *prometheus.Registry
+	listener net.Listener
+	// stopBackend ends the simulator's load pattern, if any.
+	stopBackend context.CancelFunc
+}
+
+// New validates opts, builds every enabled source and binds the listener.
+// Background work of the sources lives until ctx ends.
+func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	bctx, stop := context.WithCancel(ctx)
+	lib, err := gpuLibrary(bctx, &opts, logger)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	table := opts.table
+	if table == nil {
+		table = collector.Table()
+	}
+	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib})
+	runner := collector.NewRunner(sources, opts.CollectorDeadline(), logger)
+	sampler := NewSampler(runner, opts.NodeName, opts.Interval)
+	ln, err := net.Listen("tcp", opts.ListenAddress)
+	if err != nil {
+		stop()
+		_ = runner.Close()
+		return nil, fmt.Errorf("listen on %s: %w", opts.ListenAddress, err)
+	}
+	a := &Agent{
+		opts: opts, logger: logger, runner: runner, sampler: sampler, listener: ln, stopBackend: stop,
+	}
+	a.registry = newRegistry(exporter.New(sampler.Latest, Version))
+	return a, nil
+}
+
+// Addr is the address /metrics is served on.
+func (a *Agent) Addr() net.Addr { return a.listener.Addr() }
+
+// Latest returns the newest snapshot.
+func (a *Agent) Latest() *snapshot.Snapshot { return a.sampler.Latest() }
+
+// Sampler exposes the sampling loop (tests step it by hand).
+func (a *Agent) Sampler() *Sampler { return a.sampler }
+
+// Run samples and serves until ctx ends, then shuts down gracefully: the
+// server drains in-flight scrapes, the sources release NVML.
+func (a *Agent) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(a.listener) }()
+	sampleDone := make(chan struct{})
+	go func() { a.sampler.Run(ctx); close(sampleDone) }()
+	a.logger.Info("agent started", "node", a.opts.NodeName, "listen", a.Addr().String(),
+		"interval", a.opts.Interval, "collectors", a.opts.Enabled(), "gpu_backend", a.opts.GPUBackend)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	a.logger.Info("agent stopping")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
+	}
+	a.stopBackend()
+	<-sampleDone
+	if cerr := a.runner.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}

@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/headroom-dev/headroom/agent/exporter"
+)
+
+// newRegistry holds the exporter and the Go and process collectors.
+func newRegistry(e *exporter.Exporter) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// Handler serves /metrics, /healthz, /readyz and a small index page.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 16,
+		Timeout:             10e9,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if a.sampler.Latest() == nil {
+			http.Error(w, "no sample yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "headroom-agent on %s\n\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness (after the first sample)\n", a.opts.NodeName)
+	})
+	return mux
+}

@@ -1,0 +1,47 @@
+// Package snapshot holds the agent's view of its node at one sampling instant.
+//
+// A Snapshot is built once per sampling tick from the parts the collectors
+// return and is never mutated after it is published: the Prometheus exporter
+// and the report stream read it concurrently without locks.
+package snapshot
+
+import "time"
+
+// Snapshot is one immutable sample of the node.
+type Snapshot struct {
+	// Node is the Kubernetes node name (or host name on standalone hosts).
+	Node string
+	// Time is when the sampling tick started.
+	Time time.Time
+	// Duration is how long the whole tick took.
+	Duration time.Duration
+	// Sources reports every enabled collector, in table order.
+	Sources []SourceStatus
+	// System is driver-wide information from the GPU backend.
+	System System
+	// GPUs are the node's physical GPUs, ordered by index.
+	GPUs []GPU
+}
+
+// SourceStatus says how one collector did in this tick.
+type SourceStatus struct {
+	Name     string
+	Success  bool
+	Duration time.Duration
+	// Err is the reason the source failed; empty on success.
+	Err string
+}
+
+// Part is what one collector contributes to a snapshot: it fills the
+// sections that source owns and touches nothing else.
+type Part func(*Snapshot)
+
+// Source returns the status of the named collector, if it ran.
+func (s *Snapshot) Source(name string) (SourceStatus, bool) {
+	for _, st := range s.Sources {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return SourceStatus{}, false
+}

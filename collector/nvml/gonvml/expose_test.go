@@ -1,0 +1,36 @@
+//go:build cgo
+
+package gonvml_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// expose renders the named families of c in the text format.
+func expose(t *testing.T, c prometheus.Collector, names []string) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var buf bytes.Buffer
+	for _, f := range fams {
+		if len(want) > 0 && !want[f.GetName()] {
+			continue
+		}
+		if _, err := expfmt.MetricFamilyToText(&buf, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.String()
+}

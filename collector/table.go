@@ -1,0 +1,81 @@
+package collector
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+
+	"github.com/headroom-dev/headroom/collector/nvml"
+)
+
+// Entry is one row of the collector table.
+type Entry struct {
+	Name      string
+	DefaultOn bool
+	Help      string
+	New       Factory
+}
+
+// Table is the explicit list of every source the agent knows, in the order
+// they appear in snapshots and metrics.
+func Table() []Entry {
+	return []Entry{
+		{
+			Name: nvml.Name, DefaultOn: true,
+			Help: "GPUs through NVML: memory, utilisation, SM activity, thermals, ECC, processes, MIG, Xid",
+			New: func(d Deps) (Source, error) {
+				if d.GPU == nil {
+					return nil, fmt.Errorf("no GPU backend configured")
+				}
+				return nvml.New(d.Ctx, d.GPU, d.Logger), nil
+			},
+		},
+	}
+}
+
+// Switches holds the --collector.<name> flags of a table.
+type Switches struct {
+	table []Entry
+	on    map[string]*bool
+}
+
+// AddFlags registers --collector.<name> for every entry of table.
+func AddFlags(fs *flag.FlagSet, table []Entry) *Switches {
+	s := &Switches{table: table, on: make(map[string]*bool, len(table))}
+	for _, e := range table {
+		s.on[e.Name] = fs.Bool("collector."+e.Name, e.DefaultOn,
+			fmt.Sprintf("enable the %s collector: %s", e.Name, e.Help))
+	}
+	return s
+}
+
+// Enabled returns the names of the switched-on collectors, in table order.
+func (s *Switches) Enabled() []string {
+	var names []string
+	for _, e := range s.table {
+		if *s.on[e.Name] {
+			names = append(names, e.Name)
+		}
+	}
+	return names
+}
+
+// Build creates the enabled sources. A factory error does not stop the
+// agent: that source is reported failed on every tick with the reason.
+func Build(table []Entry, enabled []string, deps Deps) []Enabled {
+	var out []Enabled
+	for _, e := range table {
+		if !slices.Contains(enabled, e.Name) {
+			continue
+		}
+		logger := deps.Logger.With("collector", e.Name)
+		d := deps
+		d.Logger = logger
+		src, err := e.New(d)
+		if err != nil {
+			logger.Error("collector disabled: it could not start", "err", err)
+		}
+		out = append(out, Enabled{Name: e.Name, Source: src, InitErr: err})
+	}
+	return out
+}
