@@ -1,0 +1,157 @@
+//go:build cgo
+
+package agent_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+
+	"github.com/headroom-dev/headroom/agent"
+	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/sim/gpusim"
+)
+
+func testOptions() agent.Options {
+	o := agent.DefaultOptions()
+	o.NodeName = "node-a"
+	o.ListenAddress = "127.0.0.1:0"
+	o.Interval = 100 * time.Millisecond
+	return o
+}
+
+// start runs an agent until the test ends and waits for its first sample.
+func start(t *testing.T, o agent.Options) *agent.Agent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := agent.New(ctx, o, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("agent did not stop within 10s of cancellation")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Latest() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no sample within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return a
+}
+
+func get(t *testing.T, a *agent.Agent, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + a.Addr().String() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestWithoutNVMLLibrary runs the real go-nvml Init on a machine with no
+// libnvidia-ml: the agent must stay up and serve with the source failed.
+func TestWithoutNVMLLibrary(t *testing.T) {
+	t.Parallel()
+	if probe := gonvml.New(); probe.Init() == nil {
+		_ = probe.Shutdown()
+		t.Skip("libnvidia-ml is present here; this test covers hosts without it")
+	}
+	o := testOptions()
+	o.GPUBackend = agent.BackendNVML
+	a := start(t, o)
+	time.Sleep(3 * o.Interval) // several ticks, each must stay NVML-free
+	code, body := get(t, a, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{`headroom_collector_success{collector="nvml"} 0`, "headroom_agent_build_info{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "headroom_gpu_") {
+		t.Errorf("GPU metrics served without NVML")
+	}
+	if code, _ := get(t, a, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d, want 200: the agent serves its other sources", code)
+	}
+}
+
+func TestServesSimulatedGPUs(t *testing.T) {
+	t.Parallel()
+	o := testOptions()
+	o.GPUBackend = agent.BackendSim
+	o.SimProfile = "dgxh200"
+	a := start(t, o)
+	code, body := get(t, a, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{
+		`headroom_collector_success{collector="nvml"} 1`,
+		`headroom_gpu_memory_total_bytes{gpu="7",model="NVIDIA H200 141GB HBM3e",node="node-a"`,
+		`headroom_gpu_processes{gpu="0"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/": 200, "/nope": 404} {
+		if code, _ := get(t, a, path); code != want {
+			t.Errorf("GET %s = %d, want %d", path, code, want)
+		}
+	}
+}
+
+// TestScrapeMakesNoNVMLCall counts NVML calls on NVIDIA's mock devices: a
+// scrape must read the snapshot, never the GPUs.
+func TestScrapeMakesNoNVMLCall(t *testing.T) {
+	t.Parallel()
+	sim, err := gpusim.New(gpusim.Options{Profile: "dgxh100", Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Populate(2, 3)
+	o := testOptions()
+	o.Interval = time.Hour // one sample at start, then none during the test
+	o.GPULibrary = gonvml.FromInterface(sim)
+	a := start(t, o)
+	dev := sim.Devices[0].(*server.Device)
+	before := len(dev.GetMemoryInfo_v2Calls()) + len(dev.GetComputeRunningProcessesCalls())
+	if before == 0 {
+		t.Fatal("the sample made no NVML call; the counter is not counting")
+	}
+	for range 20 {
+		if code, _ := get(t, a, "/metrics"); code != http.StatusOK {
+			t.Fatalf("/metrics = %d", code)
+		}
+	}
+	after := len(dev.GetMemoryInfo_v2Calls()) + len(dev.GetComputeRunningProcessesCalls())
+	if after != before {
+		t.Errorf("20 scrapes made %d NVML calls, want 0", after-before)
+	}
+}
