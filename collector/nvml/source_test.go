@@ -46,7 +46,9 @@ type fakeDevice struct{ index int }
 func (d fakeDevice) Identity() (Identity, error) {
 	return Identity{Index: d.index, UUID: "GPU-x", Name: "Fake"}, nil
 }
-func (fakeDevice) Memory() (snapshot.Memory, error) { return snapshot.Memory{Total: 10, Used: 4, Free: 6}, nil }
+func (fakeDevice) Memory() (snapshot.Memory, error) {
+	return snapshot.Memory{Total: 10, Used: 4, Free: 6}, nil
+}
 func (fakeDevice) Utilization() (snapshot.Utilization, error) {
 	return snapshot.Utilization{GPU: 0.5}, nil
 }
