@@ -15,7 +15,7 @@ const (
 	ambientC = 30.0 // idle temperature
 	// riseC is the steady-state rise at full load: 30 + 52 = 82 °C.
 	riseC = 52.0
-	// thermalTau is the time constant of the temperature lag.
+	// thermalTau is the default time constant of the temperature lag.
 	thermalTau = 20 * time.Second
 	// throttleC is where the GPU starts thermal slowdown.
 	throttleC = 85.0
@@ -41,6 +41,8 @@ type gpu struct {
 	temp float64
 	// ambient is the idle temperature; a hot aisle or failed fan raises it.
 	ambient float64
+	// tau is the thermal time constant.
+	tau time.Duration
 	// smActiveSec and occupancySec integrate GPM ratios over time.
 	smActiveSec, occupancySec float64
 
@@ -58,7 +60,7 @@ func (g *gpu) advance(now time.Time, p profile) {
 	}
 	g.last = now
 	target := g.ambient + riseC*g.load
-	g.temp += (target - g.temp) * (1 - math.Exp(-float64(dt)/float64(thermalTau)))
+	g.temp += (target - g.temp) * (1 - math.Exp(-float64(dt)/float64(g.tau)))
 	sec := dt.Seconds()
 	g.smActiveSec += smActivityPerLoad * g.load * sec
 	g.occupancySec += occupancyPerLoad * g.load * sec

@@ -29,6 +29,9 @@ type Options struct {
 	Seed uint64
 	// Clock replaces time.Now, for tests that step time.
 	Clock func() time.Time
+	// ThermalTimeConstant is how fast temperature follows load (default
+	// 20s, about a real heatsink's; the demo compresses it).
+	ThermalTimeConstant time.Duration
 }
 
 // Process is a simulated compute process.
@@ -65,13 +68,16 @@ func New(opts Options) (*Server, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	if opts.ThermalTimeConstant <= 0 {
+		opts.ThermalTimeConstant = thermalTau
+	}
 	s := &Server{Server: prof.newServer(), prof: prof, now: opts.Clock}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x6865616472))
 	start := s.now()
 	for _, d := range s.Devices {
 		dev := d.(*server.Device)
 		dev.UUID = seededUUID(rng)
-		g := &gpu{dev: dev, last: start, temp: ambientC, ambient: ambientC}
+		g := &gpu{dev: dev, last: start, temp: ambientC, ambient: ambientC, tau: opts.ThermalTimeConstant}
 		s.gpus = append(s.gpus, g)
 		s.fillDevice(g)
 	}

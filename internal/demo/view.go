@@ -1,0 +1,139 @@
+//go:build cgo
+
+package demo
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/headroom-dev/headroom/agent/snapshot"
+)
+
+// view draws the agent's latest snapshot as a table.
+type view struct {
+	out   io.Writer
+	tty   bool
+	addr  string
+	total time.Duration
+	start time.Time
+	drawn int
+}
+
+func (v *view) draw(s *snapshot.Snapshot) {
+	if s == nil {
+		return
+	}
+	if !v.tty && v.drawn%5 != 0 { // plain output: every fifth frame
+		v.drawn++
+		return
+	}
+	v.drawn++
+	if v.tty {
+		fmt.Fprint(v.out, "\033[H\033[2J")
+	}
+	elapsed := time.Since(v.start).Truncate(time.Second)
+	of := "until Ctrl-C"
+	if v.total > 0 {
+		of = "of " + v.total.String()
+	}
+	fmt.Fprintf(v.out, "headroom demo: node %s, %s elapsed %s; scrape http://%s/metrics\n\n", s.Node, elapsed, of, v.addr)
+	v.table(s)
+}
+
+func (v *view) table(s *snapshot.Snapshot) {
+	tw := tabwriter.NewWriter(v.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "GPU\tmodel\tutil\tload\tSM active\tVRAM used\ttemp\tpower\tSM clock\tprocs\thealth\t")
+	for _, g := range s.GPUs {
+		if g.Lost {
+			fmt.Fprintf(tw, "%d\t%s\t-\t\t-\t-\t-\t-\t-\t-\t%s\t\n", g.Index, short(g.Name), health(g))
+			continue
+		}
+		util := val(g.Utilization != nil, func() float64 { return g.Utilization.GPU })
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
+			g.Index, short(g.Name), pct(util), bar(util), pct(g.SMActive), vram(g.Memory),
+			unit(g.TemperatureCelsius, "%.0f°C", 1), unit(g.PowerWatts, "%.0f W", 1),
+			unit(g.SMClockHz, "%.0f MHz", 1e6), len(g.Processes), health(g))
+	}
+	_ = tw.Flush()
+	for _, st := range s.Sources {
+		state := "ok"
+		if !st.Success {
+			state = "FAILED: " + st.Err
+		}
+		fmt.Fprintf(v.out, "\ncollector %s: %s (%s)", st.Name, state, st.Duration.Round(time.Microsecond))
+	}
+	fmt.Fprintln(v.out)
+}
+
+// summary prints the last table and where to go next.
+func (v *view) summary(s *snapshot.Snapshot) {
+	if s == nil {
+		fmt.Fprintln(v.out, "no sample was taken")
+		return
+	}
+	fmt.Fprintf(v.out, "\nfinal state after %s:\n\n", time.Since(v.start).Truncate(time.Second))
+	v.table(s)
+	fmt.Fprintf(v.out, "\nThe agent served these as Prometheus metrics on http://%s/metrics while it ran.\n", v.addr)
+	fmt.Fprintln(v.out, "Keep it running with: go run ./cmd/headroom-demo --duration=0   (then: curl -s localhost:9400/metrics | grep ^headroom_gpu)")
+}
+
+func health(g snapshot.GPU) string {
+	var parts []string
+	if g.Lost {
+		parts = append(parts, "LOST (off the bus)")
+	}
+	for code, n := range g.XidErrors {
+		parts = append(parts, fmt.Sprintf("xid %d ×%d", code, n))
+	}
+	if g.ThrottleReasons != nil && *g.ThrottleReasons&0x60 != 0 {
+		parts = append(parts, "thermal throttle")
+	}
+	if len(parts) == 0 {
+		return "ok"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func short(name string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(name, "Mock "), "NVIDIA ")
+}
+
+func val(ok bool, f func() float64) *float64 {
+	if !ok {
+		return nil
+	}
+	v := f()
+	return &v
+}
+
+func pct(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%3.0f%%", 100**v)
+}
+
+func bar(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	n := int(*v*10 + 0.5)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", 10-n) + "]"
+}
+
+func vram(m *snapshot.Memory) string {
+	if m == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f/%.0f GiB", float64(m.Used)/(1<<30), float64(m.Total)/(1<<30))
+}
+
+func unit(v *float64, format string, div float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v/div)
+}
