@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/headroom-dev/headroom/agent/exporter"
 	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector"
@@ -31,7 +29,7 @@ type Agent struct {
 	logger   *slog.Logger
 	runner   *collector.Runner
 	sampler  *Sampler
-	registry *prometheus.Registry
+	metrics  *metricsHandler
 	listener net.Listener
 	// stopBackend ends the simulator's load pattern, if any.
 	stopBackend context.CancelFunc
@@ -65,7 +63,7 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	a := &Agent{
 		opts: opts, logger: logger, runner: runner, sampler: sampler, listener: ln, stopBackend: stop,
 	}
-	a.registry = newRegistry(exporter.New(sampler.Latest, Version))
+	a.metrics = newMetricsHandler(sampler.Latest, newRegistry(exporter.New(sampler.Latest, Version)), logger)
 	return a, nil
 }
 

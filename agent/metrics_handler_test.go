@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"compress/gzip"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/headroom-dev/headroom/agent/exporter"
+	"github.com/headroom-dev/headroom/agent/snapshot"
+)
+
+func snapWithTemp(c float64) *snapshot.Snapshot {
+	return &snapshot.Snapshot{Node: "n", GPUs: []snapshot.GPU{{Index: 0, UUID: "GPU-a", Name: "G", TemperatureCelsius: &c}}}
+}
+
+func serve(t *testing.T, h http.Handler, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	resp := w.Result()
+	var body io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestMetricsHandler(t *testing.T) {
+	t.Parallel()
+	var cur atomic.Pointer[snapshot.Snapshot]
+	cur.Store(snapWithTemp(40))
+	e := exporter.New(cur.Load, "test")
+	h := newMetricsHandler(cur.Load, newRegistry(e), slog.New(slog.DiscardHandler))
+	const temp = `headroom_gpu_temperature_celsius{gpu="0",model="G",node="n",uuid="GPU-a"}`
+
+	tests := []struct {
+		name       string
+		hdr        map[string]string
+		wantType   string
+		wantInBody []string
+	}{
+		{"plain text", nil, "text/plain", []string{temp + " 40", "go_goroutines", "process_resident_memory_bytes"}},
+		{"gzip", map[string]string{"Accept-Encoding": "gzip, deflate"}, "text/plain", []string{temp + " 40"}},
+		{"gzip refused", map[string]string{"Accept-Encoding": "gzip;q=0"}, "text/plain", []string{temp + " 40"}},
+		{"openmetrics", map[string]string{"Accept": "application/openmetrics-text;version=1.0.0"}, "application/openmetrics-text", []string{temp + " 40", "# EOF"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := serve(t, h, tt.hdr)
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tt.wantType) {
+				t.Errorf("Content-Type = %q, want %s", ct, tt.wantType)
+			}
+			for _, want := range tt.wantInBody {
+				if !strings.Contains(body, want) {
+					t.Errorf("body lacks %q", want)
+				}
+			}
+		})
+	}
+
+	// Same snapshot: the cached bytes are served. New snapshot: re-rendered.
+	_, first := serve(t, h, nil)
+	_, again := serve(t, h, nil)
+	if first != again {
+		t.Error("two scrapes of one snapshot differ; the cache is not used")
+	}
+	cur.Store(snapWithTemp(77))
+	if _, body := serve(t, h, nil); !strings.Contains(body, temp+" 77") {
+		t.Errorf("new snapshot not served:\n%s", body)
+	}
+}
+
+func TestMetricsHandlerBeforeFirstSample(t *testing.T) {
+	t.Parallel()
+	none := func() *snapshot.Snapshot { return nil }
+	h := newMetricsHandler(none, newRegistry(exporter.New(none, "test")), slog.New(slog.DiscardHandler))
+	resp, body := serve(t, h, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "headroom_agent_build_info") || strings.Contains(body, "headroom_gpu_") {
+		t.Errorf("before the first sample: status %d, body:\n%s", resp.StatusCode, body)
+	}
+}
