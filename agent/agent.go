@@ -63,7 +63,8 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	a := &Agent{
 		opts: opts, logger: logger, runner: runner, sampler: sampler, listener: ln, stopBackend: stop,
 	}
-	a.metrics = newMetricsHandler(sampler.Latest, newRegistry(exporter.New(sampler.Latest, Version)), logger)
+	a.metrics = newMetricsHandler(sampler.Latest, logger, exporter.New(sampler.Latest, Version), runtimeRegistry())
+	sampler.onPublish = a.metrics.Prewarm
 	return a, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
 	"github.com/headroom-dev/headroom/sim/gpusim"
 )
@@ -84,3 +85,27 @@ func BenchmarkSample(b *testing.B) {
 		a.sampler.SampleOnce(ctx)
 	}
 }
+
+// BenchmarkScrapeNewSnapshot is the first scrape after each sample: the
+// cached body is rendered again (gather, encode, gzip) as Prometheus 2 asks.
+func BenchmarkScrapeNewSnapshot(b *testing.B) {
+	a := benchAgent(b, 100)
+	snaps := []*snapshotPtr{{a.sampler.Latest()}, {a.sampler.SampleOnce(context.Background())}}
+	h := a.Handler()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		a.sampler.latest.Store(snaps[i%2].s)
+		i++
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+		req.Header.Set("Accept-Encoding", "gzip")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("/metrics = %d", w.Code)
+		}
+	}
+}
+
+type snapshotPtr struct{ s *snapshot.Snapshot }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -16,17 +19,41 @@ import (
 
 // metricsHandler serves /metrics from bytes rendered once per snapshot.
 //
-// The first scrape after a new snapshot gathers every family (the
-// exporter's and the Go and process collectors'), encodes them in the
-// negotiated format, compresses them if asked, and keeps the result; every
-// later scrape of the same snapshot writes those bytes. A scrape therefore
-// costs a copy, and the runtime families are at most one sample interval old.
+// A body is every family (the exporter's, then the Go and process
+// collectors') encoded in one negotiated format, compressed if asked. After
+// each sample the sampler calls Prewarm, which renders the new snapshot in
+// every format scraped within the last warmFor and publishes the bodies
+// together; until it has, scrapes get the previous snapshot's bodies. A
+// scrape is therefore a copy of bytes and never waits for a render, except
+// the first scrape of a new format, which renders it. Served data is at most
+// one sample interval (plus one render) old.
 type metricsHandler struct {
-	latest   func() *snapshot.Snapshot
-	gatherer prometheus.Gatherer
-	logger   *slog.Logger
+	latest    func() *snapshot.Snapshot
+	gatherers []prometheus.Gatherer
+	logger    *slog.Logger
+	warmFor   time.Duration
+	now       func() time.Time
+	// accepted are the formats served, in preference order. Negotiation
+	// only ever yields one of these (with one of a fixed set of escaping
+	// schemes), so the cache cannot grow with what clients send.
+	accepted []expfmt.Format
 
-	mu     sync.Mutex
+	cur atomic.Pointer[rendered]
+
+	wantMu sync.Mutex
+	wanted map[bodyKey]time.Time
+
+	// renderMu serialises rendering and guards the fields below.
+	renderMu sync.Mutex
+	lastSize int
+	// scratch and zw are reused between gzip renders: the encoded text is
+	// only an intermediate there, and a flate compressor is large.
+	scratch bytes.Buffer
+	zw      *gzip.Writer
+}
+
+// rendered is the bodies of one snapshot; never modified once published.
+type rendered struct {
 	snap   *snapshot.Snapshot
 	bodies map[bodyKey][]byte
 }
@@ -36,12 +63,22 @@ type bodyKey struct {
 	gzip   bool
 }
 
-func newMetricsHandler(latest func() *snapshot.Snapshot, g prometheus.Gatherer, logger *slog.Logger) *metricsHandler {
-	return &metricsHandler{latest: latest, gatherer: g, logger: logger, bodies: map[bodyKey][]byte{}}
+// defaultWarmFor is how long a format stays pre-rendered after its last
+// scrape: longer than any sane scrape interval.
+const defaultWarmFor = 5 * time.Minute
+
+// newMetricsHandler serves the families of gatherers, whose family names
+// must not overlap, in order. The caller must call Prewarm after publishing
+// each snapshot.
+func newMetricsHandler(latest func() *snapshot.Snapshot, logger *slog.Logger, gatherers ...prometheus.Gatherer) *metricsHandler {
+	return &metricsHandler{
+		latest: latest, gatherers: gatherers, logger: logger, warmFor: defaultWarmFor, now: time.Now,
+		accepted: expfmt.DefaultOpenMetricsAcceptedFormats(), wanted: map[bodyKey]time.Time{},
+	}
 }
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key := bodyKey{format: expfmt.NegotiateIncludingOpenMetrics(r.Header), gzip: acceptsGzip(r)}
+	key := bodyKey{format: expfmt.NegotiateAccept(r.Header, h.accepted...), gzip: acceptsGzip(r)}
 	body, err := h.body(key)
 	if err != nil {
 		h.logger.Error("rendering /metrics", "err", err)
@@ -56,45 +93,91 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// body returns the cached rendering of the latest snapshot, rendering it on
-// first use.
+// body returns the published rendering of key, or renders one now for a
+// format no recent scrape asked for.
 func (h *metricsHandler) body(key bodyKey) ([]byte, error) {
+	h.wantMu.Lock()
+	h.wanted[key] = h.now()
+	h.wantMu.Unlock()
+	if r := h.cur.Load(); r != nil {
+		if b, ok := r.bodies[key]; ok {
+			return b, nil
+		}
+	}
+	h.renderMu.Lock()
+	defer h.renderMu.Unlock()
+	r := h.cur.Load()
+	if r != nil {
+		if b, ok := r.bodies[key]; ok { // rendered while we waited
+			return b, nil
+		}
+	}
 	s := h.latest()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s != h.snap {
-		h.snap = s
-		clear(h.bodies)
-	}
-	if b, ok := h.bodies[key]; ok {
-		return b, nil
-	}
 	b, err := h.render(key)
-	if err != nil {
-		return nil, err
+	if err != nil || s == nil {
+		return b, err // before the first sample there is nothing to keep
 	}
-	// Before the first sample every scrape renders afresh: nothing to key on.
-	if s != nil {
-		h.bodies[key] = b
+	next := &rendered{snap: s, bodies: map[bodyKey][]byte{key: b}}
+	if r != nil && r.snap == s {
+		next.bodies = maps.Clone(r.bodies)
+		next.bodies[key] = b
 	}
+	h.cur.Store(next)
 	return b, nil
 }
 
+// Prewarm renders the latest snapshot in every format scraped recently and
+// publishes them together.
+func (h *metricsHandler) Prewarm() {
+	h.wantMu.Lock()
+	now := h.now()
+	var keys []bodyKey
+	for key, at := range h.wanted {
+		if now.Sub(at) > h.warmFor {
+			delete(h.wanted, key)
+			continue
+		}
+		keys = append(keys, key)
+	}
+	h.wantMu.Unlock()
+
+	h.renderMu.Lock()
+	defer h.renderMu.Unlock()
+	s := h.latest()
+	if s == nil {
+		return
+	}
+	next := &rendered{snap: s, bodies: make(map[bodyKey][]byte, len(keys))}
+	for _, key := range keys {
+		b, err := h.render(key)
+		if err != nil {
+			h.logger.Warn("pre-rendering /metrics", "err", err)
+			continue
+		}
+		next.bodies[key] = b
+	}
+	h.cur.Store(next)
+}
+
+// render encodes every family in key's format; h.renderMu must be held.
 func (h *metricsHandler) render(key bodyKey) ([]byte, error) {
-	fams, err := h.gatherer.Gather()
-	if err != nil && len(fams) == 0 {
-		return nil, err
+	buf := &bytes.Buffer{}
+	if key.gzip {
+		buf = &h.scratch
+		buf.Reset()
 	}
-	if err != nil {
-		// Some collector misbehaved: serve the rest, as promhttp's
-		// ContinueOnError does.
-		h.logger.Warn("gathering metrics", "err", err)
-	}
-	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, key.format)
-	for _, f := range fams {
-		if err := enc.Encode(f); err != nil {
-			return nil, err
+	buf.Grow(h.lastSize + h.lastSize/8)
+	enc := expfmt.NewEncoder(buf, key.format)
+	for _, g := range h.gatherers {
+		fams, err := g.Gather()
+		if err != nil {
+			// Serve what was gathered, as promhttp's ContinueOnError does.
+			h.logger.Warn("gathering metrics", "err", err)
+		}
+		for _, f := range fams {
+			if err := enc.Encode(f); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if c, ok := enc.(expfmt.Closer); ok {
@@ -102,15 +185,21 @@ func (h *metricsHandler) render(key bodyKey) ([]byte, error) {
 			return nil, err
 		}
 	}
+	h.lastSize = max(h.lastSize, buf.Len())
 	if !key.gzip {
 		return buf.Bytes(), nil
 	}
 	var zbuf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&zbuf, gzip.BestSpeed)
-	if _, err := zw.Write(buf.Bytes()); err != nil {
+	zbuf.Grow(buf.Len() / 8)
+	if h.zw == nil {
+		h.zw, _ = gzip.NewWriterLevel(&zbuf, gzip.BestSpeed)
+	} else {
+		h.zw.Reset(&zbuf)
+	}
+	if _, err := h.zw.Write(buf.Bytes()); err != nil {
 		return nil, err
 	}
-	if err := zw.Close(); err != nil {
+	if err := h.zw.Close(); err != nil {
 		return nil, err
 	}
 	return zbuf.Bytes(), nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
 	"github.com/headroom-dev/headroom/agent/snapshot"
@@ -47,7 +48,7 @@ func TestMetricsHandler(t *testing.T) {
 	var cur atomic.Pointer[snapshot.Snapshot]
 	cur.Store(snapWithTemp(40))
 	e := exporter.New(cur.Load, "test")
-	h := newMetricsHandler(cur.Load, newRegistry(e), slog.New(slog.DiscardHandler))
+	h := newMetricsHandler(cur.Load, slog.New(slog.DiscardHandler), e, runtimeRegistry())
 	const temp = `headroom_gpu_temperature_celsius{gpu="0",model="G",node="n",uuid="GPU-a"}`
 
 	tests := []struct {
@@ -60,6 +61,7 @@ func TestMetricsHandler(t *testing.T) {
 		{"gzip", map[string]string{"Accept-Encoding": "gzip, deflate"}, "text/plain", []string{temp + " 40"}},
 		{"gzip refused", map[string]string{"Accept-Encoding": "gzip;q=0"}, "text/plain", []string{temp + " 40"}},
 		{"openmetrics", map[string]string{"Accept": "application/openmetrics-text;version=1.0.0"}, "application/openmetrics-text", []string{temp + " 40", "# EOF"}},
+		{"protobuf", map[string]string{"Accept": "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"}, "application/vnd.google.protobuf", []string{"headroom_gpu_temperature_celsius", "GPU-a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,13 +77,18 @@ func TestMetricsHandler(t *testing.T) {
 		})
 	}
 
-	// Same snapshot: the cached bytes are served. New snapshot: re-rendered.
+	// Same snapshot: the cached bytes are served. New snapshot: rendered by
+	// Prewarm, as the sampler calls it after each sample.
 	_, first := serve(t, h, nil)
 	_, again := serve(t, h, nil)
 	if first != again {
 		t.Error("two scrapes of one snapshot differ; the cache is not used")
 	}
 	cur.Store(snapWithTemp(77))
+	if _, body := serve(t, h, nil); !strings.Contains(body, temp+" 40") {
+		t.Errorf("before Prewarm the previous snapshot's body should be served")
+	}
+	h.Prewarm()
 	if _, body := serve(t, h, nil); !strings.Contains(body, temp+" 77") {
 		t.Errorf("new snapshot not served:\n%s", body)
 	}
@@ -90,9 +97,38 @@ func TestMetricsHandler(t *testing.T) {
 func TestMetricsHandlerBeforeFirstSample(t *testing.T) {
 	t.Parallel()
 	none := func() *snapshot.Snapshot { return nil }
-	h := newMetricsHandler(none, newRegistry(exporter.New(none, "test")), slog.New(slog.DiscardHandler))
+	h := newMetricsHandler(none, slog.New(slog.DiscardHandler), exporter.New(none, "test"), runtimeRegistry())
 	resp, body := serve(t, h, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "headroom_agent_build_info") || strings.Contains(body, "headroom_gpu_") {
 		t.Errorf("before the first sample: status %d, body:\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestPrewarmRendersRecentlyScrapedFormats(t *testing.T) {
+	t.Parallel()
+	var cur atomic.Pointer[snapshot.Snapshot]
+	cur.Store(snapWithTemp(40))
+	h := newMetricsHandler(cur.Load, slog.New(slog.DiscardHandler), exporter.New(cur.Load, "test"))
+	now := time.Unix(0, 0)
+	h.now = func() time.Time { return now }
+	serve(t, h, map[string]string{"Accept-Encoding": "gzip"})
+
+	cached := func() int {
+		r := h.cur.Load()
+		if r == nil || r.snap != cur.Load() {
+			return 0
+		}
+		return len(r.bodies)
+	}
+	cur.Store(snapWithTemp(50))
+	h.Prewarm()
+	if n := cached(); n != 1 {
+		t.Fatalf("after prewarm %d bodies cached for the new snapshot, want the 1 format scraped", n)
+	}
+	now = now.Add(h.warmFor + time.Second) // nobody scraped for a while
+	cur.Store(snapWithTemp(60))
+	h.Prewarm()
+	if n := cached(); n != 0 {
+		t.Errorf("a format unscraped for %s is still pre-rendered", h.warmFor)
 	}
 }

@@ -18,6 +18,9 @@ type Sampler struct {
 	interval time.Duration
 	latest   atomic.Pointer[snapshot.Snapshot]
 	samples  atomic.Uint64
+	// onPublish, if set, runs after each snapshot is published (the
+	// /metrics handler pre-renders there).
+	onPublish func()
 }
 
 // NewSampler returns a sampler over runner.
@@ -44,6 +47,9 @@ func (s *Sampler) SampleOnce(ctx context.Context) *snapshot.Snapshot {
 	snap.Duration = time.Since(start)
 	s.latest.Store(snap)
 	s.samples.Add(1)
+	if s.onPublish != nil {
+		s.onPublish()
+	}
 	return snap
 }
 

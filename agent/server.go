@@ -6,14 +6,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/headroom-dev/headroom/agent/exporter"
 )
 
-// newRegistry holds the exporter and the Go and process collectors.
-func newRegistry(e *exporter.Exporter) *prometheus.Registry {
+// runtimeRegistry holds the Go and process collectors.
+func runtimeRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(e,
+	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -1,9 +1,7 @@
 package exporter
 
 import (
-	"runtime"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"strconv"
 
 	"github.com/headroom-dev/headroom/agent/snapshot"
 )
@@ -27,16 +25,16 @@ func (e *Exporter) newAgentDefs() agentDefs {
 	}
 }
 
-func (e *Exporter) collectBuildInfo(ch chan<- prometheus.Metric) {
-	emit(ch, e.agent.buildInfo, 1, e.version, runtime.Version())
-}
-
-func (e *Exporter) collectAgent(ch chan<- prometheus.Metric, s *snapshot.Snapshot) {
+func (e *Exporter) gatherAgent(b *builder, s *snapshot.Snapshot) {
 	a := e.agent
 	for _, st := range s.Sources {
-		emit(ch, a.success, b2f(st.Success), st.Name)
-		emit(ch, a.duration, st.Duration.Seconds(), st.Name)
+		c := b.lp("collector", st.Name)
+		b.add(a.success, b2f(st.Success), nil, c)
+		b.add(a.duration, st.Duration.Seconds(), nil, c)
 	}
-	emit(ch, a.sampleTime, float64(s.Time.UnixNano())/1e9, s.Node)
-	emit(ch, a.sampleDuration, s.Duration.Seconds(), s.Node)
+	node := b.lp("node", s.Node)
+	b.add(a.sampleTime, float64(s.Time.UnixNano())/1e9, nil, node)
+	b.add(a.sampleDuration, s.Duration.Seconds(), nil, node)
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }

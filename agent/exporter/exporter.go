@@ -1,13 +1,20 @@
-// Package exporter renders the latest node snapshot as Prometheus metrics.
+// Package exporter renders a node snapshot as Prometheus metric families.
 //
-// Collect reads the snapshot the sampler published last and turns it into
-// constant metrics: a scrape never reaches NVML or any other source. Every
-// metric is declared once in the catalogue built by New, which also feeds
-// docs/metrics.md's consistency test.
+// The exporter is a prometheus.Gatherer that builds the families of the
+// latest snapshot directly: label pairs are shared between all series of a
+// GPU and nothing is validated or re-sorted per series, so rendering a
+// large node costs a fraction of the const-metric path. A scrape never
+// reaches NVML or any other source. Every metric is declared once in the
+// catalogue, which also feeds docs/metrics.md's consistency test.
 package exporter
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
+	"cmp"
+	"runtime"
+	"slices"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/headroom-dev/headroom/agent/snapshot"
 )
@@ -24,18 +31,17 @@ type Metric struct {
 // def is one catalogue entry.
 type def struct {
 	Metric
-	desc *prometheus.Desc
-	vt   prometheus.ValueType
+	typ dto.MetricType
 }
 
-// Exporter is a prometheus.Collector over the latest snapshot.
+// Exporter gathers the latest snapshot's families.
 type Exporter struct {
-	latest func() *snapshot.Snapshot
-	defs   []*def
-
-	gpu     gpuDefs
-	agent   agentDefs
+	latest  func() *snapshot.Snapshot
+	defs    []*def
 	version string
+
+	gpu   gpuDefs
+	agent agentDefs
 }
 
 // New returns an exporter reading snapshots from latest, which may return
@@ -58,40 +64,89 @@ func Catalogue() []Metric {
 }
 
 func (e *Exporter) def(name, typ, source, help string, labels ...string) *def {
-	vt := prometheus.GaugeValue
+	t := dto.MetricType_GAUGE
 	if typ == "counter" {
-		vt = prometheus.CounterValue
+		t = dto.MetricType_COUNTER
 	}
-	d := &def{
-		Metric: Metric{Name: name, Help: help, Type: typ, Labels: labels, Source: source},
-		desc:   prometheus.NewDesc(name, help, labels, nil),
-		vt:     vt,
-	}
+	d := &def{Metric: Metric{Name: name, Help: help, Type: typ, Labels: labels, Source: source}, typ: t}
 	e.defs = append(e.defs, d)
 	return d
 }
 
-// Describe sends every descriptor of the catalogue.
-func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range e.defs {
-		ch <- d.desc
+// Gather renders the latest snapshot: families sorted by name, each
+// series' label pairs sorted by name, empty families left out.
+func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
+	b := newBuilder(len(e.defs))
+	b.add(e.agent.buildInfo, 1, nil, b.lp("goversion", runtime.Version()), b.lp("version", e.version))
+	if s := e.latest(); s != nil {
+		e.gatherAgent(b, s)
+		e.gatherGPUs(b, s)
 	}
+	return b.families(e.defs), nil
 }
 
-// Collect renders the latest snapshot.
-func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
-	e.collectBuildInfo(ch)
-	s := e.latest()
-	if s == nil {
-		return
-	}
-	e.collectAgent(ch, s)
-	e.collectGPUs(ch, s)
+// builder accumulates the series of one Gather.
+type builder struct {
+	byDef map[*def][]*dto.Metric
 }
 
-// emit sends one sample of d.
-func emit(ch chan<- prometheus.Metric, d *def, v float64, labels ...string) {
-	ch <- prometheus.MustNewConstMetric(d.desc, d.vt, v, labels...)
+func newBuilder(n int) *builder { return &builder{byDef: make(map[*def][]*dto.Metric, n)} }
+
+// lp returns a label pair; callers share it between series.
+func (b *builder) lp(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+}
+
+// add records one sample of d with label pairs base plus extra, which it
+// merges in name order.
+func (b *builder) add(d *def, v float64, base []*dto.LabelPair, extra ...*dto.LabelPair) {
+	m := &dto.Metric{Label: mergePairs(base, extra)}
+	if d.typ == dto.MetricType_COUNTER {
+		m.Counter = &dto.Counter{Value: proto.Float64(v)}
+	} else {
+		m.Gauge = &dto.Gauge{Value: proto.Float64(v)}
+	}
+	b.byDef[d] = append(b.byDef[d], m)
+}
+
+func (b *builder) families(defs []*def) []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, len(b.byDef))
+	for _, d := range defs {
+		ms := b.byDef[d]
+		if len(ms) == 0 {
+			continue
+		}
+		slices.SortFunc(ms, compareSeries)
+		out = append(out, &dto.MetricFamily{Name: proto.String(d.Name), Help: proto.String(d.Help), Type: d.typ.Enum(), Metric: ms})
+	}
+	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// compareSeries orders series by their label values, as client_golang's
+// registry does, so output is deterministic.
+func compareSeries(a, b *dto.Metric) int {
+	for i := range min(len(a.Label), len(b.Label)) {
+		if c := cmp.Compare(a.Label[i].GetValue(), b.Label[i].GetValue()); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a.Label), len(b.Label))
+}
+
+// mergePairs returns base (sorted by name) with extra inserted in order.
+func mergePairs(base []*dto.LabelPair, extra []*dto.LabelPair) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(base), len(base)+len(extra))
+	copy(out, base)
+	for _, p := range extra {
+		i := len(out)
+		out = append(out, p)
+		for ; i > 0 && out[i-1].GetName() > p.GetName(); i-- {
+			out[i] = out[i-1]
+		}
+		out[i] = p
+	}
+	return out
 }
 
 func b2f(b bool) float64 {

@@ -3,7 +3,7 @@ package exporter
 import (
 	"strconv"
 
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/headroom-dev/headroom/agent/snapshot"
 )
@@ -76,85 +76,84 @@ var throttleReasons = []struct {
 	{0x100, "display_clocks"},
 }
 
-func (e *Exporter) collectGPUs(ch chan<- prometheus.Metric, s *snapshot.Snapshot) {
+func (e *Exporter) gatherGPUs(b *builder, s *snapshot.Snapshot) {
+	node := b.lp("node", s.Node)
 	for i := range s.GPUs {
-		e.collectGPU(ch, s, &s.GPUs[i])
+		e.gatherGPU(b, s, node, &s.GPUs[i])
 	}
 }
 
-func (e *Exporter) collectGPU(ch chan<- prometheus.Metric, s *snapshot.Snapshot, g *snapshot.GPU) {
+func (e *Exporter) gatherGPU(b *builder, s *snapshot.Snapshot, node *dto.LabelPair, g *snapshot.GPU) {
 	d := e.gpu
-	l := []string{s.Node, strconv.Itoa(g.Index), g.UUID, g.Name}
-	with := func(extra ...string) []string {
-		return append(append(make([]string, 0, len(l)+len(extra)), l...), extra...)
-	}
+	// In label-name order: gpu, model, node, uuid.
+	l := []*dto.LabelPair{b.lp("gpu", itoa(g.Index)), b.lp("model", g.Name), node, b.lp("uuid", g.UUID)}
 
-	emit(ch, d.info, 1, with(g.PCIBusID, s.System.DriverVersion)...)
-	emit(ch, d.lost, b2f(g.Lost), l...)
+	b.add(d.info, 1, l, b.lp("pci_bus_id", g.PCIBusID), b.lp("driver_version", s.System.DriverVersion))
+	b.add(d.lost, b2f(g.Lost), l)
 	for code, n := range g.XidErrors {
-		emit(ch, d.xid, float64(n), with(strconv.FormatUint(code, 10))...)
+		b.add(d.xid, float64(n), l, b.lp("xid", strconv.FormatUint(code, 10)))
 	}
 	if g.Lost {
 		return
 	}
 	if m := g.Memory; m != nil {
-		emit(ch, d.memTotal, float64(m.Total), l...)
-		emit(ch, d.memUsed, float64(m.Used), l...)
-		emit(ch, d.memFree, float64(m.Free), l...)
-		emit(ch, d.memReserve, float64(m.Reserved), l...)
+		b.add(d.memTotal, float64(m.Total), l)
+		b.add(d.memUsed, float64(m.Used), l)
+		b.add(d.memFree, float64(m.Free), l)
+		b.add(d.memReserve, float64(m.Reserved), l)
 	}
 	if u := g.Utilization; u != nil {
-		emit(ch, d.util, u.GPU, l...)
-		emit(ch, d.memUtil, u.Memory, l...)
+		b.add(d.util, u.GPU, l)
+		b.add(d.memUtil, u.Memory, l)
 	}
-	opt(ch, d.smActive, g.SMActive, l)
-	opt(ch, d.smOccupancy, g.SMOccupancy, l)
-	opt(ch, d.temp, g.TemperatureCelsius, l)
-	opt(ch, d.power, g.PowerWatts, l)
-	opt(ch, d.smClock, g.SMClockHz, l)
-	opt(ch, d.memClock, g.MemoryClockHz, l)
+	b.opt(d.smActive, g.SMActive, l)
+	b.opt(d.smOccupancy, g.SMOccupancy, l)
+	b.opt(d.temp, g.TemperatureCelsius, l)
+	b.opt(d.power, g.PowerWatts, l)
+	b.opt(d.smClock, g.SMClockHz, l)
+	b.opt(d.memClock, g.MemoryClockHz, l)
 	if r := g.ThrottleReasons; r != nil {
 		for _, t := range throttleReasons {
-			emit(ch, d.throttled, b2f(*r&t.bit != 0), with(t.name)...)
+			b.add(d.throttled, b2f(*r&t.bit != 0), l, b.lp("reason", t.name))
 		}
 	}
-	e.collectHealth(ch, g, l, with)
-	e.collectProcesses(ch, g, l, with)
+	e.gatherHealth(b, g, l)
+	e.gatherProcesses(b, g, l)
 }
 
-func (e *Exporter) collectHealth(ch chan<- prometheus.Metric, g *snapshot.GPU, l []string, with func(...string) []string) {
+func (e *Exporter) gatherHealth(b *builder, g *snapshot.GPU, l []*dto.LabelPair) {
 	d := e.gpu
 	if c := g.ECC; c != nil {
-		emit(ch, d.ecc, float64(c.Corrected), with("corrected")...)
-		emit(ch, d.ecc, float64(c.Uncorrected), with("uncorrected")...)
+		b.add(d.ecc, float64(c.Corrected), l, b.lp("type", "corrected"))
+		b.add(d.ecc, float64(c.Uncorrected), l, b.lp("type", "uncorrected"))
 	}
 	if r := g.RemappedRows; r != nil {
-		emit(ch, d.remapped, float64(r.Correctable), with("correctable")...)
-		emit(ch, d.remapped, float64(r.Uncorrectable), with("uncorrectable")...)
-		emit(ch, d.remapPending, b2f(r.Pending), l...)
-		emit(ch, d.remapFail, b2f(r.Failed), l...)
+		b.add(d.remapped, float64(r.Correctable), l, b.lp("type", "correctable"))
+		b.add(d.remapped, float64(r.Uncorrectable), l, b.lp("type", "uncorrectable"))
+		b.add(d.remapPending, b2f(r.Pending), l)
+		b.add(d.remapFail, b2f(r.Failed), l)
 	}
 }
 
-func (e *Exporter) collectProcesses(ch chan<- prometheus.Metric, g *snapshot.GPU, l []string, with func(...string) []string) {
+func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l []*dto.LabelPair) {
 	d := e.gpu
 	if g.Processes != nil || g.Memory != nil {
-		emit(ch, d.processes, float64(len(g.Processes)), l...)
+		b.add(d.processes, float64(len(g.Processes)), l)
 	}
 	for _, p := range g.Processes {
-		pid, mig := strconv.FormatUint(uint64(p.PID), 10), migLabel(p.MIGInstance)
-		emit(ch, d.procMem, float64(p.UsedMemory), with(pid, mig)...)
+		pid, mig := b.lp("pid", strconv.FormatUint(uint64(p.PID), 10)), b.lp("mig_instance", migLabel(p.MIGInstance))
+		b.add(d.procMem, float64(p.UsedMemory), l, mig, pid)
 		if p.SMUtil != nil {
-			emit(ch, d.procSM, *p.SMUtil, with(pid, mig)...)
+			b.add(d.procSM, *p.SMUtil, l, mig, pid)
 		}
 	}
 	for _, m := range g.MIG {
 		if m.Memory == nil {
 			continue
 		}
-		ml := with(strconv.Itoa(m.GPUInstanceID), m.UUID, m.Name)
-		emit(ch, d.migTotal, float64(m.Memory.Total), ml...)
-		emit(ch, d.migUsed, float64(m.Memory.Used), ml...)
+		extra := []*dto.LabelPair{b.lp("mig_instance", itoa(m.GPUInstanceID)), b.lp("mig_profile", m.Name), b.lp("mig_uuid", m.UUID)}
+		b.add(d.migTotal, float64(m.Memory.Total), l, extra...)
+		b.add(d.migUsed, float64(m.Memory.Used), l, extra...)
 	}
 }
 
@@ -162,11 +161,12 @@ func migLabel(gi int) string {
 	if gi < 0 {
 		return ""
 	}
-	return strconv.Itoa(gi)
+	return itoa(gi)
 }
 
-func opt(ch chan<- prometheus.Metric, d *def, v *float64, labels []string) {
+// opt adds a sample of d when v is known.
+func (b *builder) opt(d *def, v *float64, l []*dto.LabelPair) {
 	if v != nil {
-		emit(ch, d, *v, labels...)
+		b.add(d, *v, l)
 	}
 }

@@ -51,7 +51,7 @@ func (s *Server) fillEvents(g *gpu) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		set.devices[d] |= types
+		set.devices[g.handle] |= types
 		return nvml.SUCCESS
 	}
 }
@@ -62,7 +62,7 @@ func (s *Server) fillEvents(g *gpu) {
 func (s *Server) InjectXid(i int, code uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dev := s.gpus[i].dev
+	dev := s.gpus[i].handle
 	for _, set := range s.events {
 		if set.devices[dev]&nvml.EventTypeXidCriticalError == 0 {
 			continue

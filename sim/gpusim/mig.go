@@ -15,7 +15,7 @@ const maxMIGDevices = 7
 // migSlice is one MIG device: a GPU instance created through the mock
 // server's own MIG functions, with a compute instance spanning it.
 type migSlice struct {
-	handle *mock.Device
+	handle migHandle
 	gi     int
 	info   nvml.GpuInstanceProfileInfo
 }
@@ -50,8 +50,8 @@ func (s *Server) EnableMIG(i int, profileIDs ...int) error {
 }
 
 func (s *Server) newMIGSlice(g *gpu, gi int, info nvml.GpuInstanceProfileInfo) *migSlice {
-	m := &migSlice{handle: &mock.Device{}, gi: gi, info: info}
-	h := m.handle
+	h := &mock.Device{}
+	m := &migSlice{handle: migHandle{h}, gi: gi, info: info}
 	uuid := fmt.Sprintf("MIG-%s-%d", g.dev.UUID[len("GPU-"):], gi)
 	name := fmt.Sprintf("%s MIG %dg.%dgb", g.dev.Config.Name, info.SliceCount, (info.MemorySizeMB+512)/1024)
 	h.GetUUIDFunc = func() (string, nvml.Return) { return uuid, nvml.SUCCESS }

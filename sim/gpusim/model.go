@@ -31,10 +31,12 @@ const (
 
 // gpu is the model state of one simulated GPU.
 type gpu struct {
-	dev   *server.Device
-	load  float64
-	procs []Process
-	lost  bool
+	dev *server.Device
+	// handle is what the simulator hands out for this GPU (handles.go).
+	handle device
+	load   float64
+	procs  []Process
+	lost   bool
 
 	// last is when the model was last advanced.
 	last time.Time

@@ -54,6 +54,7 @@ type Server struct {
 	mu     sync.Mutex
 	gpus   []*gpu
 	events []*eventSet
+	calls  uint64
 }
 
 // New builds a simulated server.
@@ -77,7 +78,7 @@ func New(opts Options) (*Server, error) {
 	for _, d := range s.Devices {
 		dev := d.(*server.Device)
 		dev.UUID = seededUUID(rng)
-		g := &gpu{dev: dev, last: start, temp: ambientC, ambient: ambientC, tau: opts.ThermalTimeConstant}
+		g := &gpu{dev: dev, handle: device{dev}, last: start, temp: ambientC, ambient: ambientC, tau: opts.ThermalTimeConstant}
 		s.gpus = append(s.gpus, g)
 		s.fillDevice(g)
 	}
@@ -173,6 +174,7 @@ func (s *Server) AddECCErrors(i int, corrected, uncorrected uint64) {
 func (s *Server) withGPU(g *gpu, fn func(g *gpu) nvml.Return) nvml.Return {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.calls++
 	if g.lost {
 		return nvml.ERROR_GPU_IS_LOST
 	}

@@ -27,8 +27,9 @@ func TestUUIDsStableForSeed(t *testing.T) {
 			t.Errorf("GPU %d: bad or repeated UUID %q", i, a.UUID(i))
 		}
 		seen[a.UUID(i)] = true
-		// NVIDIA's mock looks devices up by the UUID we set.
-		if d, ret := a.DeviceGetHandleByUUID(a.UUID(i)); ret != nvml.SUCCESS || d != a.Devices[i] {
+		// Lookups by UUID and by index give the same handle.
+		byIndex, _ := a.DeviceGetHandleByIndex(i)
+		if d, ret := a.DeviceGetHandleByUUID(a.UUID(i)); ret != nvml.SUCCESS || d != byIndex {
 			t.Errorf("GPU %d not found by its UUID: %v", i, ret)
 		}
 	}

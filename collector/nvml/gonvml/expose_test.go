@@ -10,12 +10,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-// expose renders the named families of c in the text format.
-func expose(t *testing.T, c prometheus.Collector, names []string) string {
+// expose renders the named families of g in the text format.
+func expose(t *testing.T, g prometheus.Gatherer, names []string) string {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	fams, err := reg.Gather()
+	fams, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

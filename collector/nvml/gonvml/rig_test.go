@@ -111,7 +111,7 @@ func golden(t *testing.T, s *snapshot.Snapshot, name string, metrics ...string) 
 		t.Fatalf("golden file: %v (run go test -update to create it)", err)
 	}
 	defer f.Close()
-	if err := testutil.CollectAndCompare(e, f, metrics...); err != nil {
+	if err := testutil.GatherAndCompare(e, f, metrics...); err != nil {
 		t.Error(err)
 	}
 }

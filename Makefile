@@ -1,0 +1,56 @@
+# headroom — build, test and run. `make help` lists the targets.
+
+GO          ?= go
+BIN         := bin
+CACHE       := .cache
+TOOLS       := $(CACHE)/bin
+STATICCHECK := $(TOOLS)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+
+# go-nvml's header marks functions deprecated; the warnings are noise here.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
+export CGO_ENABLED ?= 1
+
+.PHONY: help build test test-nocgo lint generate check-generated demo bench bench-agent clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build the commands into bin/
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: ## unit and integration tests, race detector on, plus a cgo-free build and test
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory test-nocgo
+
+test-nocgo: ## build and test everything that does not need cgo
+	CGO_ENABLED=0 $(GO) build ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./...
+
+$(STATICCHECK):
+	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+generate: ## regenerate generated code
+	$(GO) generate ./...
+
+check-generated: generate ## fail when committed generated code is stale
+	@git diff --exit-code || { echo "generated code is stale: run make generate and commit"; exit 1; }
+
+demo: ## run the whole thing on simulated GPUs (no GPU, no cluster)
+	$(GO) run ./cmd/headroom-demo $(DEMO_FLAGS)
+
+bench: ## Go benchmarks (docs/benchmarks.md)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(or $(COUNT),1) ./...
+
+bench-agent: build ## agent load run: RSS, CPU and /metrics latency on 8 GPUs x 100 processes
+	$(GO) build -o $(BIN)/agentload ./test/load/agentload
+	$(BIN)/agentload --agent=$(BIN)/headroom-agent $(AGENTLOAD_FLAGS)
+
+clean: ## remove build outputs and the tool cache
+	rm -rf $(BIN) $(CACHE)
