@@ -63,7 +63,7 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	a := &Agent{
 		opts: opts, logger: logger, runner: runner, sampler: sampler, listener: ln, stopBackend: stop,
 	}
-	a.metrics = newMetricsHandler(sampler.Latest, logger, exporter.New(sampler.Latest, Version), runtimeRegistry())
+	a.metrics = newMetricsHandler(sampler.Latest, opts.Interval, logger, exporter.New(sampler.Latest, Version), runtimeRegistry())
 	sampler.onPublish = a.metrics.Prewarm
 	return a, nil
 }

@@ -22,11 +22,16 @@ import (
 // A body is every family (the exporter's, then the Go and process
 // collectors') encoded in one negotiated format, compressed if asked. After
 // each sample the sampler calls Prewarm, which renders the new snapshot in
-// every format scraped within the last warmFor and publishes the bodies
-// together; until it has, scrapes get the previous snapshot's bodies. A
-// scrape is therefore a copy of bytes and never waits for a render, except
-// the first scrape of a new format, which renders it. Served data is at most
-// one sample interval (plus one render) old.
+// every format whose next scrape is due before the following sample and
+// publishes the bodies together. Scrapers are regular (Prometheus scrapes
+// each target on a fixed period), so Prewarm learns each format's period
+// from its last two scrapes: a scraper as fast as the sampler gets every
+// snapshot pre-rendered, a 15 s scraper of a 1 s sampler costs one or two
+// renders per 15 s instead of fifteen. A scrape is a copy of bytes; one
+// that was not predicted (a new format, a late or early scraper) renders
+// the latest snapshot itself. Until Prewarm has run, scrapes get the
+// previous snapshot's bodies: served data is at most one sample interval
+// (plus one render) old.
 type metricsHandler struct {
 	latest    func() *snapshot.Snapshot
 	gatherers []prometheus.Gatherer
@@ -40,8 +45,11 @@ type metricsHandler struct {
 
 	cur atomic.Pointer[rendered]
 
+	// interval is the sampling interval, the horizon of Prewarm.
+	interval time.Duration
+
 	wantMu sync.Mutex
-	wanted map[bodyKey]time.Time
+	wanted map[bodyKey]*scraper
 
 	// renderMu serialises rendering and guards the fields below.
 	renderMu sync.Mutex
@@ -63,6 +71,26 @@ type bodyKey struct {
 	gzip   bool
 }
 
+// scraper is what Prewarm knows of the scrapes of one format.
+type scraper struct {
+	last   time.Time
+	period time.Duration // between the last two scrapes; 0 until known
+}
+
+// due reports whether a scrape is expected before the sample after now.
+func (s *scraper) due(now time.Time, interval time.Duration) bool {
+	if s.period <= 0 {
+		return false
+	}
+	if s.period <= 2*interval {
+		return true // scraped about as often as sampled: render every sample
+	}
+	until := s.last.Add(s.period).Sub(now)
+	// Half an interval of slack each way absorbs scrape jitter; a scrape
+	// overdue by more than an interval was missed, not late.
+	return until >= -interval && until <= interval*3/2
+}
+
 // defaultWarmFor is how long a format stays pre-rendered after its last
 // scrape: longer than any sane scrape interval.
 const defaultWarmFor = 5 * time.Minute
@@ -70,10 +98,10 @@ const defaultWarmFor = 5 * time.Minute
 // newMetricsHandler serves the families of gatherers, whose family names
 // must not overlap, in order. The caller must call Prewarm after publishing
 // each snapshot.
-func newMetricsHandler(latest func() *snapshot.Snapshot, logger *slog.Logger, gatherers ...prometheus.Gatherer) *metricsHandler {
+func newMetricsHandler(latest func() *snapshot.Snapshot, interval time.Duration, logger *slog.Logger, gatherers ...prometheus.Gatherer) *metricsHandler {
 	return &metricsHandler{
 		latest: latest, gatherers: gatherers, logger: logger, warmFor: defaultWarmFor, now: time.Now,
-		accepted: expfmt.DefaultOpenMetricsAcceptedFormats(), wanted: map[bodyKey]time.Time{},
+		accepted: expfmt.DefaultOpenMetricsAcceptedFormats(), interval: interval, wanted: map[bodyKey]*scraper{},
 	}
 }
 
@@ -96,9 +124,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // body returns the published rendering of key, or renders one now for a
 // format no recent scrape asked for.
 func (h *metricsHandler) body(key bodyKey) ([]byte, error) {
-	h.wantMu.Lock()
-	h.wanted[key] = h.now()
-	h.wantMu.Unlock()
+	h.scraped(key)
 	if r := h.cur.Load(); r != nil {
 		if b, ok := r.bodies[key]; ok {
 			return b, nil
@@ -126,18 +152,35 @@ func (h *metricsHandler) body(key bodyKey) ([]byte, error) {
 	return b, nil
 }
 
-// Prewarm renders the latest snapshot in every format scraped recently and
-// publishes them together.
+// scraped records a scrape of key and learns its period.
+func (h *metricsHandler) scraped(key bodyKey) {
+	now := h.now()
+	h.wantMu.Lock()
+	defer h.wantMu.Unlock()
+	s := h.wanted[key]
+	if s == nil {
+		h.wanted[key] = &scraper{last: now}
+		return
+	}
+	if d := now.Sub(s.last); d > 0 {
+		s.period = d
+	}
+	s.last = now
+}
+
+// Prewarm renders the latest snapshot in every format due to be scraped
+// before the next sample and publishes them together.
 func (h *metricsHandler) Prewarm() {
 	h.wantMu.Lock()
 	now := h.now()
 	var keys []bodyKey
-	for key, at := range h.wanted {
-		if now.Sub(at) > h.warmFor {
+	for key, s := range h.wanted {
+		switch {
+		case now.Sub(s.last) > h.warmFor:
 			delete(h.wanted, key)
-			continue
+		case s.due(now, h.interval):
+			keys = append(keys, key)
 		}
-		keys = append(keys, key)
 	}
 	h.wantMu.Unlock()
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"compress/gzip"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
 	"github.com/headroom-dev/headroom/agent/snapshot"
@@ -48,7 +51,7 @@ func TestMetricsHandler(t *testing.T) {
 	var cur atomic.Pointer[snapshot.Snapshot]
 	cur.Store(snapWithTemp(40))
 	e := exporter.New(cur.Load, "test")
-	h := newMetricsHandler(cur.Load, slog.New(slog.DiscardHandler), e, runtimeRegistry())
+	h := newMetricsHandler(cur.Load, time.Second, slog.New(slog.DiscardHandler), e, runtimeRegistry())
 	const temp = `headroom_gpu_temperature_celsius{gpu="0",model="G",node="n",uuid="GPU-a"}`
 
 	tests := []struct {
@@ -97,38 +100,63 @@ func TestMetricsHandler(t *testing.T) {
 func TestMetricsHandlerBeforeFirstSample(t *testing.T) {
 	t.Parallel()
 	none := func() *snapshot.Snapshot { return nil }
-	h := newMetricsHandler(none, slog.New(slog.DiscardHandler), exporter.New(none, "test"), runtimeRegistry())
+	h := newMetricsHandler(none, time.Second, slog.New(slog.DiscardHandler), exporter.New(none, "test"), runtimeRegistry())
 	resp, body := serve(t, h, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "headroom_agent_build_info") || strings.Contains(body, "headroom_gpu_") {
 		t.Errorf("before the first sample: status %d, body:\n%s", resp.StatusCode, body)
 	}
 }
 
-func TestPrewarmRendersRecentlyScrapedFormats(t *testing.T) {
+func TestPrewarmFollowsEachFormatsScrapePeriod(t *testing.T) {
 	t.Parallel()
 	var cur atomic.Pointer[snapshot.Snapshot]
-	cur.Store(snapWithTemp(40))
-	h := newMetricsHandler(cur.Load, slog.New(slog.DiscardHandler), exporter.New(cur.Load, "test"))
-	now := time.Unix(0, 0)
+	h := newMetricsHandler(cur.Load, time.Second, slog.New(slog.DiscardHandler), exporter.New(cur.Load, "test"))
+	now := time.Unix(1000, 0)
 	h.now = func() time.Time { return now }
-	serve(t, h, map[string]string{"Accept-Encoding": "gzip"})
-
-	cached := func() int {
-		r := h.cur.Load()
-		if r == nil || r.snap != cur.Load() {
-			return 0
+	temp := 40.0
+	sample := func() { // what the sampler does each interval
+		now = now.Add(time.Second)
+		temp++
+		cur.Store(snapWithTemp(temp))
+		h.Prewarm()
+	}
+	prewarmed := func(hdr map[string]string) bool {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
 		}
-		return len(r.bodies)
+		key := bodyKey{format: expfmt.NegotiateAccept(req.Header, h.accepted...), gzip: acceptsGzip(req)}
+		r := h.cur.Load()
+		_, ok := r.bodies[key]
+		return r != nil && r.snap == cur.Load() && ok
 	}
-	cur.Store(snapWithTemp(50))
-	h.Prewarm()
-	if n := cached(); n != 1 {
-		t.Fatalf("after prewarm %d bodies cached for the new snapshot, want the 1 format scraped", n)
+	fast := map[string]string{"Accept-Encoding": "gzip"}                              // every second
+	slow := map[string]string{"Accept": "application/openmetrics-text;version=1.0.0"} // every 15 s
+	sample()
+	serve(t, h, fast)
+	serve(t, h, slow)
+	for i := 1; i <= 30; i++ {
+		sample()
+		if got := prewarmed(fast); i > 1 && !got {
+			t.Fatalf("sample %d: the 1 s scraper's format is not pre-rendered", i)
+		}
+		serve(t, h, fast)
+		// The slow scraper's period is learnt at its second scrape (i=15);
+		// from then on only the samples just before a scrape render it.
+		want := i == 29 || i == 30
+		if got := prewarmed(slow); got != want {
+			t.Errorf("sample %d: 15 s format pre-rendered = %v, want %v", i, got, want)
+		}
+		if i%15 == 0 {
+			_, body := serve(t, h, slow)
+			if !strings.Contains(body, fmt.Sprintf(" %g", temp)) {
+				t.Errorf("sample %d: scrape did not get the latest snapshot", i)
+			}
+		}
 	}
-	now = now.Add(h.warmFor + time.Second) // nobody scraped for a while
-	cur.Store(snapWithTemp(60))
-	h.Prewarm()
-	if n := cached(); n != 0 {
-		t.Errorf("a format unscraped for %s is still pre-rendered", h.warmFor)
+	now = now.Add(h.warmFor + time.Minute) // both scrapers gone
+	sample()
+	if prewarmed(fast) || prewarmed(slow) {
+		t.Error("formats nobody scrapes any more are still rendered")
 	}
 }

@@ -30,6 +30,7 @@ type options struct {
 	promEvery  time.Duration
 	scrapes    int
 	scrapeRate float64
+	verbose    bool
 }
 
 func main() {
@@ -38,10 +39,11 @@ func main() {
 	fs.StringVar(&o.agent, "agent", "bin/headroom-agent", "headroom-agent binary")
 	fs.IntVar(&o.processes, "processes", 100, "processes per simulated GPU (8 GPUs)")
 	fs.DurationVar(&o.interval, "interval", time.Second, "agent sample interval")
-	fs.DurationVar(&o.steady, "steady", 60*time.Second, "length of the Prometheus-like phase")
+	fs.DurationVar(&o.steady, "steady", 2*time.Minute, "length of the Prometheus-like phase")
 	fs.DurationVar(&o.promEvery, "prom-interval", 15*time.Second, "scrape interval in the Prometheus-like phase")
 	fs.IntVar(&o.scrapes, "scrapes", 600, "scrapes in the latency phase")
 	fs.Float64Var(&o.scrapeRate, "scrape-rate", 10, "scrapes per second in the latency phase")
+	fs.BoolVar(&o.verbose, "v", false, "print every scrape's latency")
 	_ = fs.Parse(os.Args[1:])
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "agentload:", err)
@@ -76,13 +78,20 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	report("prometheus-like", fmt.Sprintf("one scrape every %s for %s", o.promEvery, o.steady), steady)
+	// The first two scrapes of a format are rendered in the scrape: the agent
+	// learns a scraper's period from them and pre-renders after that.
+	if len(steady.latencies) > 2 {
+		fmt.Printf("first two scrapes (format and period not yet known): %s, %s\n",
+			steady.latencies[0].Round(time.Microsecond), steady.latencies[1].Round(time.Microsecond))
+		steady.latencies = steady.latencies[2:]
+	}
+	report("prometheus-like", fmt.Sprintf("one scrape every %s for %s, after the first two", o.promEvery, o.steady), steady, o.verbose)
 	every := time.Duration(float64(time.Second) / o.scrapeRate)
 	lat, err := phase(pid, time.Duration(o.scrapes)*every, every, client, url, o.scrapes)
 	if err != nil {
 		return err
 	}
-	report("latency", fmt.Sprintf("%d scrapes at %.0f/s", o.scrapes, o.scrapeRate), lat)
+	report("latency", fmt.Sprintf("%d scrapes at %.0f/s", o.scrapes, o.scrapeRate), lat, o.verbose)
 	return nil
 }
 
@@ -157,7 +166,10 @@ func scrape(c *http.Client, url string) (time.Duration, int, error) {
 	return lat, int(n), nil
 }
 
-func report(name, what string, r result) {
+func report(name, what string, r result, verbose bool) {
+	if verbose {
+		fmt.Println(name, "latencies:", r.latencies)
+	}
 	l := slices.Clone(r.latencies)
 	slices.Sort(l)
 	q := func(p float64) time.Duration {
