@@ -89,6 +89,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(a.listener) }()
+	if a.opts.DebugAddress != "" {
+		go a.serveDebug(ctx, a.opts.DebugAddress)
+	}
 	sampleDone := make(chan struct{})
 	go func() { a.sampler.Run(ctx); close(sampleDone) }()
 	a.logger.Info("agent started", "node", a.opts.NodeName, "listen", a.Addr().String(),

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -149,5 +150,37 @@ func TestScrapeMakesNoNVMLCall(t *testing.T) {
 	}
 	if after := sim.Calls(); after != before {
 		t.Errorf("20 scrapes made %d NVML calls, want 0", after-before)
+	}
+}
+
+func TestDebugProfilesOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugAddr := ln.Addr().String()
+	ln.Close()
+	o := testOptions()
+	o.GPUBackend = agent.BackendSim
+	o.DebugAddress = debugAddr
+	a := start(t, o)
+	if code, _ := get(t, a, "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("pprof on the metrics port: %d, want 404", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + debugAddr + "/debug/pprof/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("pprof index = %d", resp.StatusCode)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("debug server never answered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", string(key.format))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("Vary", "Accept-Encoding")
 	if key.gzip {
 		w.Header().Set("Content-Encoding", "gzip")

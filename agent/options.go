@@ -33,19 +33,21 @@ const (
 type Options struct {
 	NodeName      string
 	ListenAddress string
-	Interval      time.Duration
+	// DebugAddress, when set, serves Go's pprof profiles there (off by
+	// default; bind it to localhost).
+	DebugAddress string
+	Interval     time.Duration
 	// Deadline bounds each collector per sample; 0 means 80% of Interval.
 	Deadline time.Duration
 
-	GPUBackend      string
-	SimProfile      string
-	SimSeed         uint64
-	SimProcesses    int
-	LogLevel        string
-	LogFormat       string
-	collectors      *collector.Switches
-	table           []collector.Entry
-	EnabledOverride []string
+	GPUBackend   string
+	SimProfile   string
+	SimSeed      uint64
+	SimProcesses int
+	LogLevel     string
+	LogFormat    string
+	collectors   *collector.Switches
+	table        []collector.Entry
 
 	// GPULibrary, when set, replaces the backend chosen by GPUBackend
 	// (tests and the demo pass a simulator they drive themselves).
@@ -73,6 +75,7 @@ func DefaultOptions() Options {
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "node name reported in metrics (set from the downward API in Kubernetes)")
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&o.DebugAddress, "debug.listen-address", o.DebugAddress, "serve Go pprof profiles on this address (empty: off; keep it on localhost)")
 	fs.DurationVar(&o.Interval, "sample-interval", o.Interval, "how often to sample every source (minimum 100ms)")
 	fs.DurationVar(&o.Deadline, "collector.deadline", o.Deadline, "per-collector time limit per sample (0: 80% of --sample-interval)")
 	fs.StringVar(&o.GPUBackend, "gpu-backend", o.GPUBackend, "GPU backend: nvml (the driver's libnvidia-ml) or sim (simulated GPUs)")
@@ -89,9 +92,6 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 
 // Enabled returns the collectors switched on.
 func (o *Options) Enabled() []string {
-	if o.EnabledOverride != nil {
-		return o.EnabledOverride
-	}
 	if o.collectors == nil {
 		var names []string
 		for _, e := range collector.Table() {
@@ -120,6 +120,11 @@ func (o *Options) Validate() error {
 	}
 	if err := validateAddress(o.ListenAddress); err != nil {
 		errs = append(errs, fmt.Errorf("--listen-address: %w", err))
+	}
+	if o.DebugAddress != "" {
+		if err := validateAddress(o.DebugAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--debug.listen-address: %w", err))
+		}
 	}
 	if o.Interval < MinInterval {
 		errs = append(errs, fmt.Errorf("--sample-interval %s is below the minimum %s", o.Interval, MinInterval))

@@ -34,7 +34,11 @@ type Runner struct {
 
 	mu       sync.Mutex
 	inFlight map[string]bool
+	running  sync.WaitGroup
 }
+
+// closeWait bounds how long Close waits for abandoned collects to return.
+const closeWait = 5 * time.Second
 
 // NewRunner returns a runner for sources, each limited to deadline per tick.
 func NewRunner(sources []Enabled, deadline time.Duration, logger *slog.Logger) *Runner {
@@ -94,7 +98,9 @@ func (r *Runner) collectOne(ctx context.Context, e Enabled) outcome {
 	defer cancel()
 	start := time.Now()
 	done := make(chan outcome, 1)
+	r.running.Add(1)
 	go func() {
+		defer r.running.Done()
 		defer r.release(e.Name)
 		defer func() {
 			if p := recover(); p != nil {
@@ -132,10 +138,22 @@ func (r *Runner) release(name string) {
 	delete(r.inFlight, name)
 }
 
-// Close closes every source that holds resources (io.Closer).
+// Close closes every source that holds resources (io.Closer), after waiting
+// up to closeWait for collects abandoned at their deadline. A source still
+// collecting then is left open rather than closed under its own feet.
 func (r *Runner) Close() error {
+	waited := make(chan struct{})
+	go func() { r.running.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(closeWait):
+	}
 	var errs []error
 	for _, e := range r.sources {
+		if !r.claim(e.Name) {
+			r.logger.Warn("collector still running at shutdown; not closing it", "collector", e.Name)
+			continue
+		}
 		if c, ok := e.Source.(io.Closer); ok {
 			if err := c.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s: %w", e.Name, err))

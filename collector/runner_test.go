@@ -138,3 +138,29 @@ func TestRunnerCancelsAbandonedSource(t *testing.T) {
 		t.Fatal("source's context was not cancelled")
 	}
 }
+
+// closeCounter is a source that counts Close calls.
+type closeCounter struct {
+	fakeSource
+	closed atomic.Int32
+}
+
+func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
+
+func TestCloseWaitsForAbandonedCollect(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	src := &closeCounter{fakeSource: func(context.Context) (snapshot.Part, error) {
+		<-release
+		return nil, nil
+	}}
+	r := NewRunner([]Enabled{{Name: "slow", Source: src}}, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	r.Collect(context.Background()) // abandoned at its deadline, still running
+	go func() { time.Sleep(50 * time.Millisecond); close(release) }()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.closed.Load(); n != 1 {
+		t.Errorf("closed %d times, want once, after the collect returned", n)
+	}
+}
