@@ -17,7 +17,6 @@ type Sampler struct {
 	node     string
 	interval time.Duration
 	latest   atomic.Pointer[snapshot.Snapshot]
-	samples  atomic.Uint64
 	// onPublish, if set, runs after each snapshot is published (the
 	// /metrics handler pre-renders there).
 	onPublish func()
@@ -31,9 +30,6 @@ func NewSampler(runner *collector.Runner, node string, interval time.Duration) *
 // Latest returns the newest snapshot, or nil before the first sample.
 func (s *Sampler) Latest() *snapshot.Snapshot { return s.latest.Load() }
 
-// Samples returns how many snapshots have been published.
-func (s *Sampler) Samples() uint64 { return s.samples.Load() }
-
 // SampleOnce collects every source, publishes the snapshot and returns it.
 func (s *Sampler) SampleOnce(ctx context.Context) *snapshot.Snapshot {
 	start := time.Now()
@@ -46,7 +42,6 @@ func (s *Sampler) SampleOnce(ctx context.Context) *snapshot.Snapshot {
 	}
 	snap.Duration = time.Since(start)
 	s.latest.Store(snap)
-	s.samples.Add(1)
 	if s.onPublish != nil {
 		s.onPublish()
 	}

@@ -35,13 +35,3 @@ type SourceStatus struct {
 // Part is what one collector contributes to a snapshot: it fills the
 // sections that source owns and touches nothing else.
 type Part func(*Snapshot)
-
-// Source returns the status of the named collector, if it ran.
-func (s *Snapshot) Source(name string) (SourceStatus, bool) {
-	for _, st := range s.Sources {
-		if st.Name == name {
-			return st, true
-		}
-	}
-	return SourceStatus{}, false
-}
