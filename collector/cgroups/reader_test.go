@@ -37,7 +37,7 @@ func TestContainerOf(t *testing.T) {
 		{"systemd", 1003, "", "", "", ErrNotContainer}, // a system service
 		{"systemd", 4242, "", "", "", ErrProcessGone},  // exited meanwhile
 		{"cgroupfs", 2001, uid2, vllmID, "crio", nil},
-		{"cgroupfs", 2002, uid2, proxyID, "crio", nil}, // v1 memory line only
+		{"cgroupfs", 2002, uid2, proxyID, "crio", nil},  // v1 memory line only
 		{"cgroupfs", 2003, "", "", "", ErrNotContainer}, // conmon
 	}
 	for _, tt := range tests {
