@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	podresv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/headroom-dev/headroom/internal/refresh"
 )
 
 // DefaultSocket is the kubelet's pod-resources socket.
@@ -23,28 +24,22 @@ const DefaultSocket = "/var/lib/kubelet/pod-resources/kubelet.sock"
 // DefaultResources are the resource names whose devices are GPUs.
 var DefaultResources = []string{"nvidia.com/gpu", "nvidia.com/mig-*"}
 
-// Options configures a Client.
+// Options configures a Client. Its refresh schedule keeps at least MinGap
+// (default 1 s) between refreshes of two calls each, far under the
+// kubelet's 100 QPS (burst 10) limit, and backs off after failures and
+// ResourceExhausted.
 type Options struct {
+	refresh.Options
 	Socket string
-	// Interval is the refresh period; Trigger asks for an earlier one.
-	Interval time.Duration
-	// MinGap is the least time between two refreshes, whatever triggers
-	// them: two calls per refresh keep the agent far under the kubelet's
-	// 100 QPS (burst 10) limit.
-	MinGap time.Duration
-	// Timeout bounds one refresh.
-	Timeout time.Duration
 	// Resources are resource-name patterns (path.Match) counted as GPUs.
 	Resources []string
-	// MaxBackoff caps the wait after failures and ResourceExhausted.
-	MaxBackoff time.Duration
 }
 
 // DefaultOptions returns a 10 s refresh of the default socket.
 func DefaultOptions() Options {
 	return Options{
-		Socket: DefaultSocket, Interval: 10 * time.Second, MinGap: time.Second,
-		Timeout: 5 * time.Second, Resources: DefaultResources, MaxBackoff: time.Minute,
+		Options: refresh.Options{Interval: 10 * time.Second, MinGap: time.Second, Timeout: 5 * time.Second, MaxBackoff: time.Minute},
+		Socket:  DefaultSocket, Resources: DefaultResources,
 	}
 }
 
@@ -69,17 +64,6 @@ type View struct {
 	Unparsed int
 }
 
-// Status is the health of the kubelet connection.
-type Status struct {
-	// LastSuccess is the time of the last good refresh (zero: never).
-	LastSuccess time.Time
-	// StaleSince is when refreshes started failing (zero: fresh).
-	StaleSince time.Time
-	LastErr    error
-	Refreshes  uint64
-	Failures   uint64
-}
-
 // Client keeps a cached View of the kubelet's pod resources.
 type Client struct {
 	opts   Options
@@ -87,11 +71,8 @@ type Client struct {
 	conn   *grpc.ClientConn
 	api    podresv1.PodResourcesListerClient
 
-	view    atomic.Pointer[View]
-	trigger chan struct{}
-
-	mu     sync.Mutex
-	status Status
+	view atomic.Pointer[View]
+	*refresh.Loop
 }
 
 // New connects lazily to the socket; nothing is called until Run.
@@ -100,105 +81,22 @@ func New(opts Options, logger *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pod-resources client for %s: %w", opts.Socket, err)
 	}
-	return &Client{
-		opts: opts, logger: logger, conn: conn, api: podresv1.NewPodResourcesListerClient(conn),
-		trigger: make(chan struct{}, 1),
-	}, nil
+	c := &Client{opts: opts, logger: logger, conn: conn, api: podresv1.NewPodResourcesListerClient(conn)}
+	c.Loop = refresh.New("pod-resources ("+opts.Socket+")", opts.Options, c.fetchAndPublish, logger)
+	return c, nil
 }
 
 // View returns the latest good answer, or nil before the first.
 func (c *Client) View() *View { return c.view.Load() }
 
-// Status returns the connection's health.
-func (c *Client) Status() Status {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.status
-}
-
-// Trigger asks for a refresh sooner than the interval (say, when a GPU
-// process appears in a container the view does not know). Triggers
-// coalesce and still respect MinGap and backoff.
-func (c *Client) Trigger() {
-	select {
-	case c.trigger <- struct{}{}:
-	default:
-	}
-}
-
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Run refreshes until ctx ends: at once, then every Interval or on Trigger,
-// never closer than MinGap, backing off exponentially after failures.
-func (c *Client) Run(ctx context.Context) {
-	backoff := time.Duration(0)
-	for {
-		err := c.Refresh(ctx)
-		wait := c.opts.Interval
-		switch {
-		case err == nil:
-			backoff = 0
-		case ctx.Err() != nil:
-			return
-		default:
-			backoff = min(max(2*backoff, c.opts.MinGap), c.opts.MaxBackoff)
-			wait = backoff
-		}
-		if !c.sleep(ctx, wait, err == nil) {
-			return
-		}
-	}
-}
-
-// sleep waits for wait, or for a trigger after MinGap when triggers are
-// allowed; it returns false when ctx ended.
-func (c *Client) sleep(ctx context.Context, wait time.Duration, triggerable bool) bool {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	var trig <-chan struct{}
-	if triggerable {
-		trig = c.trigger
-	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	case <-trig:
-	}
-	gap := time.NewTimer(c.opts.MinGap)
-	defer gap.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-gap.C:
-		return true
-	}
-}
-
-// Refresh asks the kubelet once and publishes the answer.
-func (c *Client) Refresh(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	defer cancel()
+func (c *Client) fetchAndPublish(ctx context.Context) error {
 	v, err := c.fetch(ctx)
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
-		c.status.Failures++
-		if c.status.StaleSince.IsZero() {
-			c.status.StaleSince = now
-			c.logger.Warn("pod-resources unavailable; GPU attribution is stale until it answers", "socket", c.opts.Socket, "err", err)
-		}
-		c.status.LastErr = err
 		return err
 	}
-	if !c.status.StaleSince.IsZero() {
-		c.logger.Info("pod-resources answers again", "stale_for", now.Sub(c.status.StaleSince).Round(time.Second))
-	}
-	c.status.Refreshes++
-	c.status.LastSuccess, c.status.StaleSince, c.status.LastErr = now, time.Time{}, nil
 	c.view.Store(v)
 	return nil
 }
