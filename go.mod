@@ -9,6 +9,7 @@ require (
 	github.com/prometheus/common v0.72.0
 	google.golang.org/grpc v1.82.1
 	google.golang.org/protobuf v1.36.12
+	k8s.io/cri-api v0.37.2
 	k8s.io/kubelet v0.37.2
 )
 
