@@ -51,7 +51,7 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	if table == nil {
 		table = collector.Table()
 	}
-	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib})
+	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib, Pods: opts.Pods})
 	runner := collector.NewRunner(sources, opts.CollectorDeadline(), logger)
 	sampler := NewSampler(runner, opts.NodeName, opts.Interval)
 	ln, err := net.Listen("tcp", opts.ListenAddress)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/nvml"
+	"github.com/headroom-dev/headroom/collector/pods"
 	"github.com/headroom-dev/headroom/sim/gpusim"
 )
 
@@ -46,8 +47,13 @@ type Options struct {
 	SimProcesses int
 	LogLevel     string
 	LogFormat    string
-	collectors   *collector.Switches
-	table        []collector.Entry
+	// Pods configures the pods (attribution) collector.
+	Pods pods.Options
+	// Collectors, when non-nil, is exactly the set of collectors to run,
+	// whatever the --collector.* flags say (tests and the demo).
+	Collectors []string
+	collectors *collector.Switches
+	table      []collector.Entry
 
 	// GPULibrary, when set, replaces the backend chosen by GPUBackend
 	// (tests and the demo pass a simulator they drive themselves).
@@ -67,6 +73,7 @@ func DefaultOptions() Options {
 		SimProcesses:  4,
 		LogLevel:      "info",
 		LogFormat:     "text",
+		Pods:          pods.DefaultOptions(),
 		table:         collector.Table(),
 	}
 }
@@ -84,6 +91,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.SimProcesses, "sim-processes", o.SimProcesses, "compute processes per simulated GPU")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
+	o.Pods.AddFlags(fs)
 	if o.table == nil {
 		o.table = collector.Table()
 	}
@@ -92,6 +100,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 
 // Enabled returns the collectors switched on.
 func (o *Options) Enabled() []string {
+	if o.Collectors != nil {
+		return o.Collectors
+	}
 	if o.collectors == nil {
 		var names []string
 		for _, e := range collector.Table() {
@@ -140,6 +151,11 @@ func (o *Options) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--gpu-backend %q: want %q or %q", o.GPUBackend, BackendNVML, BackendSim))
+	}
+	if slices.Contains(o.Enabled(), pods.Name) {
+		if err := o.Pods.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if o.SimProcesses < 0 {
 		errs = append(errs, fmt.Errorf("--sim-processes %d is negative", o.SimProcesses))

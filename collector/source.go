@@ -13,6 +13,7 @@ import (
 
 	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
+	"github.com/headroom-dev/headroom/collector/pods"
 )
 
 // Source is one data source of the agent.
@@ -32,6 +33,8 @@ type Deps struct {
 	Node   string
 	// GPU is the GPU backend the NVML source reads; nil means none.
 	GPU nvml.Library
+	// Pods configures the attribution source.
+	Pods pods.Options
 }
 
 // Factory builds a source. A factory error disables the source for the

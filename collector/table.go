@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/headroom-dev/headroom/collector/nvml"
+	"github.com/headroom-dev/headroom/collector/pods"
 )
 
 // Entry is one row of the collector table.
@@ -28,6 +29,14 @@ func Table() []Entry {
 					return nil, fmt.Errorf("no GPU backend configured")
 				}
 				return nvml.New(d.Ctx, d.GPU, d.Logger), nil
+			},
+		},
+		{
+			// pods joins on the nvml part's processes: keep it after nvml.
+			Name: pods.Name, DefaultOn: true,
+			Help: "pod and container of each GPU and process (kubelet pod-resources, CRI, /proc), container memory and CPU from cgroup v2",
+			New: func(d Deps) (Source, error) {
+				return pods.New(d.Ctx, d.Pods, d.Logger)
 			},
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"runtime"
 	"slices"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
@@ -42,6 +43,7 @@ type Exporter struct {
 
 	gpu   gpuDefs
 	agent agentDefs
+	pods  podDefs
 }
 
 // New returns an exporter reading snapshots from latest, which may return
@@ -50,6 +52,7 @@ func New(latest func() *snapshot.Snapshot, version string) *Exporter {
 	e := &Exporter{latest: latest, version: version}
 	e.gpu = e.newGPUDefs()
 	e.agent = e.newAgentDefs()
+	e.pods = e.newPodDefs()
 	return e
 }
 
@@ -81,6 +84,7 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	if s := e.latest(); s != nil {
 		e.gatherAgent(b, s)
 		e.gatherGPUs(b, s)
+		e.gatherPods(b, s)
 	}
 	return b.families(e.defs), nil
 }
@@ -147,6 +151,13 @@ func mergePairs(base []*dto.LabelPair, extra []*dto.LabelPair) []*dto.LabelPair 
 		out[i] = p
 	}
 	return out
+}
+
+func unixOrZero(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
 }
 
 func b2f(b bool) float64 {

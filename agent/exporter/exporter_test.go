@@ -29,6 +29,16 @@ func fullSnapshot() *snapshot.Snapshot {
 			Processes: []snapshot.Process{{PID: 42, UsedMemory: 50, SMUtil: f(0.3), MIGInstance: -1}, {PID: 43, UsedMemory: 10, MIGInstance: 1}},
 			MIG:       []snapshot.MIGDevice{{UUID: "MIG-a", GPUInstanceID: 1, Name: "1g.10gb", Memory: &snapshot.Memory{Total: 10, Used: 10}}},
 		}},
+		Attribution: &snapshot.Attribution{
+			Owners: map[string][]snapshot.Owner{"GPU-a": {{Namespace: "llm", Pod: "vllm-0", Container: "vllm"}}},
+			Pods: []snapshot.Pod{{UID: "u1", Namespace: "llm", Name: "vllm-0", IP: "10.0.0.5", Containers: []snapshot.Container{
+				{Name: "vllm", ID: "c1", Memory: &snapshot.ContainerMemory{WorkingSet: 5, Anon: 4, File: 2, CPUSeconds: 9},
+					GPUs: map[string]snapshot.GPUUse{"GPU-a": {Memory: 50, Contexts: 1}}},
+				{Name: "istio-proxy", ID: "c2", Sidecar: true, Memory: &snapshot.ContainerMemory{WorkingSet: 1}},
+			}}},
+			Kubelet: snapshot.SourceFreshness{LastSuccess: time.Unix(1700000000, 0)},
+			Runtime: snapshot.SourceFreshness{LastSuccess: time.Unix(1699999990, 0), StaleSince: time.Unix(1700000000, 0)},
+		},
 	}
 }
 

@@ -53,8 +53,8 @@ func (e *Exporter) newGPUDefs() gpuDefs {
 		remapFail:    g("headroom_gpu_row_remap_failed", "gauge", "1 if a row remap failed."),
 		xid:          g("headroom_gpu_xid_errors_total", "counter", "Xid errors seen since the agent started, by code.", "xid"),
 		processes:    g("headroom_gpu_processes", "gauge", "Compute processes (CUDA contexts) on the GPU."),
-		procMem:      g("headroom_gpu_process_memory_used_bytes", "gauge", "Framebuffer memory held by one process.", "pid", "mig_instance"),
-		procSM:       g("headroom_gpu_process_sm_utilization_ratio", "gauge", "One process's SM utilisation over the last sample period (0-1).", "pid", "mig_instance"),
+		procMem:      g("headroom_gpu_process_memory_used_bytes", "gauge", "Framebuffer memory held by one process.", "pid", "mig_instance", "namespace", "pod", "container"),
+		procSM:       g("headroom_gpu_process_sm_utilization_ratio", "gauge", "One process's SM utilisation over the last sample period (0-1).", "pid", "mig_instance", "namespace", "pod", "container"),
 		migTotal:     g("headroom_gpu_mig_memory_total_bytes", "gauge", "Framebuffer size of a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
 		migUsed:      g("headroom_gpu_mig_memory_used_bytes", "gauge", "Framebuffer memory used on a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
 	}
@@ -141,10 +141,11 @@ func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l []*dto.LabelPa
 		b.add(d.processes, float64(len(g.Processes)), l)
 	}
 	for _, p := range g.Processes {
-		pid, mig := b.lp("pid", strconv.FormatUint(uint64(p.PID), 10)), b.lp("mig_instance", migLabel(p.MIGInstance))
-		b.add(d.procMem, float64(p.UsedMemory), l, mig, pid)
+		extra := []*dto.LabelPair{b.lp("pid", strconv.FormatUint(uint64(p.PID), 10)), b.lp("mig_instance", migLabel(p.MIGInstance)),
+			b.lp("namespace", p.Namespace), b.lp("pod", p.Pod), b.lp("container", p.Container)}
+		b.add(d.procMem, float64(p.UsedMemory), l, extra...)
 		if p.SMUtil != nil {
-			b.add(d.procSM, *p.SMUtil, l, mig, pid)
+			b.add(d.procSM, *p.SMUtil, l, extra...)
 		}
 	}
 	for _, m := range g.MIG {

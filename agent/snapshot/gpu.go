@@ -75,6 +75,9 @@ type Process struct {
 	SMUtil *float64
 	// MIGInstance is the GPU-instance ID for processes on a MIG slice, or -1.
 	MIGInstance int
+	// Namespace, Pod and Container name the process's container; empty
+	// when unattributed.
+	Namespace, Pod, Container string
 }
 
 // MIGDevice is one MIG slice of a GPU.

@@ -21,6 +21,9 @@ type Snapshot struct {
 	System System
 	// GPUs are the node's physical GPUs, ordered by index.
 	GPUs []GPU
+	// Attribution maps GPUs, VRAM and containers to pods; nil when the pods
+	// collector is off.
+	Attribution *Attribution
 }
 
 // SourceStatus says how one collector did in this tick.

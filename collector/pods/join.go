@@ -1,0 +1,148 @@
+package pods
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+
+	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector/cgroups"
+	"github.com/headroom-dev/headroom/collector/cri"
+	"github.com/headroom-dev/headroom/collector/podresources"
+)
+
+// joinInput is everything one join needs; only resolve may do I/O.
+type joinInput struct {
+	alloc   *podresources.View // nil before the kubelet first answered
+	runtime *cri.View          // nil before the runtime first answered
+	// resolve maps a PID to its container (cached by the source).
+	resolve func(pid uint32) (cgroups.Ref, error)
+	// memory holds cgroup readings by container ID.
+	memory   map[string]*snapshot.ContainerMemory
+	sidecars map[string]bool
+}
+
+// join attributes this tick's GPU processes to containers (filling each
+// process's Namespace, Pod and Container) and builds the attribution.
+func join(gpus []snapshot.GPU, in joinInput) *snapshot.Attribution {
+	a := &snapshot.Attribution{Owners: owners(gpus, in.alloc)}
+	use := map[string]map[string]snapshot.GPUUse{} // container ID → GPU UUID → use
+	gpuPods := map[string]bool{}                   // pod UIDs
+	for gi := range gpus {
+		g := &gpus[gi]
+		for pi := range g.Processes {
+			p := &g.Processes[pi]
+			ref, err := in.resolve(p.PID)
+			if errors.Is(err, cgroups.ErrProcessGone) {
+				continue // exited since NVML listed it
+			}
+			if err != nil || in.runtime == nil {
+				a.UnattributedProcesses++
+				continue
+			}
+			pod, ctr, ok := in.runtime.Container(ref.ContainerID)
+			if !ok {
+				a.UnattributedProcesses++
+				continue
+			}
+			p.Namespace, p.Pod, p.Container = pod.Namespace, pod.Name, ctr.Name
+			gpuPods[pod.UID] = true
+			if use[ctr.ID] == nil {
+				use[ctr.ID] = map[string]snapshot.GPUUse{}
+			}
+			u := use[ctr.ID][g.UUID]
+			u.Memory += p.UsedMemory
+			u.Contexts++
+			use[ctr.ID][g.UUID] = u
+		}
+	}
+	for uid := range assignedPods(in.alloc, in.runtime) {
+		gpuPods[uid] = true
+	}
+	if in.runtime == nil {
+		return a
+	}
+	for uid := range gpuPods {
+		pod, ok := in.runtime.Pod(uid)
+		if !ok {
+			continue
+		}
+		sp := snapshot.Pod{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, IP: pod.IP}
+		for _, c := range pod.Containers {
+			sc := snapshot.Container{Name: c.Name, ID: c.ID, Sidecar: in.sidecars[c.Name], Memory: in.memory[c.ID], GPUs: use[c.ID]}
+			if sc.Sidecar {
+				for _, u := range use[c.ID] {
+					a.MeshVRAM += u.Memory
+				}
+			}
+			sp.Containers = append(sp.Containers, sc)
+		}
+		a.Pods = append(a.Pods, sp)
+	}
+	slices.SortFunc(a.Pods, func(x, y snapshot.Pod) int {
+		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+	})
+	return a
+}
+
+// assignedPods returns the UIDs of pods the kubelet assigned a GPU to.
+// Pod-resources names pods by namespace and name; the runtime has the UIDs.
+func assignedPods(alloc *podresources.View, rt *cri.View) map[string]bool {
+	out := map[string]bool{}
+	if alloc == nil || rt == nil {
+		return out
+	}
+	byName := map[[2]string]string{}
+	for _, p := range rt.Pods {
+		byName[[2]string{p.Namespace, p.Name}] = p.UID
+	}
+	for _, as := range alloc.Assignments {
+		if uid, ok := byName[[2]string{as.Namespace, as.Pod}]; ok {
+			out[uid] = true
+		}
+	}
+	return out
+}
+
+// owners maps each assigned device to the UUID of its physical GPU.
+func owners(gpus []snapshot.GPU, alloc *podresources.View) map[string][]snapshot.Owner {
+	out := map[string][]snapshot.Owner{}
+	if alloc == nil {
+		return out
+	}
+	for _, as := range alloc.Assignments {
+		uuid, ok := gpuOf(gpus, as.Device)
+		if !ok {
+			continue
+		}
+		o := snapshot.Owner{Namespace: as.Namespace, Pod: as.Pod, Container: as.Container}
+		if !slices.Contains(out[uuid], o) {
+			out[uuid] = append(out[uuid], o)
+		}
+	}
+	return out
+}
+
+// gpuOf finds the physical GPU a device reference names. Minor numbers
+// (DRA) are not matched: the snapshot does not carry them yet.
+func gpuOf(gpus []snapshot.GPU, d podresources.DeviceRef) (string, bool) {
+	for _, g := range gpus {
+		switch d.Kind {
+		case podresources.KindGPU:
+			if g.UUID == d.UUID {
+				return g.UUID, true
+			}
+		case podresources.KindMIG:
+			for _, m := range g.MIG {
+				if m.UUID == d.UUID {
+					return g.UUID, true
+				}
+			}
+		case podresources.KindIndex, podresources.KindIndexMIG, podresources.KindIndexVGPU:
+			if g.Index == d.Index {
+				return g.UUID, true
+			}
+		}
+	}
+	return "", false
+}
