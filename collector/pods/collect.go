@@ -39,11 +39,11 @@ func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
 	kst, rst := s.kubelet.Status(), s.runtime.Status()
 	return func(snap *snapshot.Snapshot) {
 		s.beginTick()
-		a := join(snap.GPUs, in)
+		a, stale := join(snap.GPUs, in)
 		s.endTick(a)
 		a.Kubelet = snapshot.SourceFreshness{LastSuccess: kst.LastSuccess, StaleSince: kst.StaleSince}
 		a.Runtime = snapshot.SourceFreshness{LastSuccess: rst.LastSuccess, StaleSince: rst.StaleSince}
-		if a.UnattributedProcesses > 0 {
+		if stale {
 			// A process in a container the views do not know yet: ask
 			// sooner than the interval (the loops keep their minimum gap).
 			s.kubelet.Trigger()

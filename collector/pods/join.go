@@ -23,9 +23,12 @@ type joinInput struct {
 }
 
 // join attributes this tick's GPU processes to containers (filling each
-// process's Namespace, Pod and Container) and builds the attribution.
-func join(gpus []snapshot.GPU, in joinInput) *snapshot.Attribution {
-	a := &snapshot.Attribution{Owners: owners(gpus, in.alloc)}
+// process's Namespace, Pod and Container) and builds the attribution. stale
+// reports a process in a Kubernetes container the runtime's view does not
+// know yet, which is worth an early refresh; processes outside Kubernetes
+// (a host service holding a GPU) are not.
+func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, stale bool) {
+	a = &snapshot.Attribution{Owners: owners(gpus, in.alloc)}
 	use := map[string]map[string]snapshot.GPUUse{} // container ID → GPU UUID → use
 	gpuPods := map[string]bool{}                   // pod UIDs
 	for gi := range gpus {
@@ -36,13 +39,19 @@ func join(gpus []snapshot.GPU, in joinInput) *snapshot.Attribution {
 			if errors.Is(err, cgroups.ErrProcessGone) {
 				continue // exited since NVML listed it
 			}
-			if err != nil || in.runtime == nil {
+			if err != nil {
 				a.UnattributedProcesses++
+				continue
+			}
+			if in.runtime == nil {
+				a.UnattributedProcesses++
+				stale = true
 				continue
 			}
 			pod, ctr, ok := in.runtime.Container(ref.ContainerID)
 			if !ok {
 				a.UnattributedProcesses++
+				stale = true
 				continue
 			}
 			p.Namespace, p.Pod, p.Container = pod.Namespace, pod.Name, ctr.Name
@@ -60,7 +69,7 @@ func join(gpus []snapshot.GPU, in joinInput) *snapshot.Attribution {
 		gpuPods[uid] = true
 	}
 	if in.runtime == nil {
-		return a
+		return a, stale
 	}
 	for uid := range gpuPods {
 		pod, ok := in.runtime.Pod(uid)
@@ -82,7 +91,7 @@ func join(gpus []snapshot.GPU, in joinInput) *snapshot.Attribution {
 	slices.SortFunc(a.Pods, func(x, y snapshot.Pod) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
-	return a
+	return a, stale
 }
 
 // assignedPods returns the UIDs of pods the kubelet assigned a GPU to.
