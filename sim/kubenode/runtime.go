@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +22,7 @@ type Runtime struct {
 	sandboxes  []*runtimeapi.PodSandbox
 	ips        map[string]string
 	containers []*runtimeapi.Container
+	calls      atomic.Int64
 
 	socket string
 	srv    *grpc.Server
@@ -73,8 +75,12 @@ func (r *Runtime) AddPod(uid, namespace, name, ip string, containers map[string]
 	}
 }
 
+// Calls counts the RPCs served.
+func (r *Runtime) Calls() int64 { return r.calls.Load() }
+
 // ListPodSandbox answers the sandboxes matching the state filter.
 func (r *Runtime) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	r.calls.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []*runtimeapi.PodSandbox
@@ -88,6 +94,7 @@ func (r *Runtime) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandb
 
 // PodSandboxStatus answers a sandbox's IP.
 func (r *Runtime) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	r.calls.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ip, ok := r.ips[req.GetPodSandboxId()]
@@ -100,6 +107,7 @@ func (r *Runtime) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandbox
 
 // ListContainers answers the containers matching the state filter.
 func (r *Runtime) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	r.calls.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []*runtimeapi.Container
