@@ -112,8 +112,8 @@ func TestServesSimulatedGPUs(t *testing.T) {
 	}
 	for _, want := range []string{
 		`headroom_collector_success{collector="nvml"} 1`,
-		`headroom_gpu_memory_total_bytes{gpu="7",model="NVIDIA H200 141GB HBM3e",node="node-a"`,
-		`headroom_gpu_processes{gpu="0"`,
+		`headroom_gpu_memory_total_bytes{container="",gpu="7",model="NVIDIA H200 141GB HBM3e",namespace="",node="node-a"`,
+		`headroom_gpu_processes{container="",gpu="0"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

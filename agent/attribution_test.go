@@ -148,6 +148,15 @@ func TestAttributionEndToEnd(t *testing.T) {
 		`pid="10000",pod="vllm-0",uuid="`+u0+`"}`,
 		`headroom_attribution_stale_since_timestamp_seconds{node="node-a",source="kubelet"} 0`,
 	)
+	// GPU-wide metrics name the single owner, and no one for a shared GPU.
+	for _, want := range []string{
+		fmt.Sprintf(`headroom_gpu_memory_used_bytes{container="vllm",gpu="0",model="NVIDIA H100 80GB HBM3",namespace="llm",node="node-a",pod="vllm-0",uuid="%s"}`, u0),
+		fmt.Sprintf(`headroom_gpu_memory_used_bytes{container="",gpu="1",model="NVIDIA H100 80GB HBM3",namespace="",node="node-a",pod="",uuid="%s"}`, u1),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	// The host process on GPU 2 stays unattributed but keeps its VRAM series.
 	if !strings.Contains(body, `container="",gpu="2",mig_instance="",model="NVIDIA H100 80GB HBM3",namespace="",node="node-a",pid="12000",pod=""`) {
 		t.Errorf("host process series missing:\n%s", grepHeadroom(body))
@@ -170,7 +179,7 @@ func TestKubeletRestartKeepsGPUMetrics(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		_, body = get(t, a, "/metrics")
 	}
-	for _, want := range []string{`headroom_gpu_memory_used_bytes{gpu="0"`, `pod="small-a"`, `headroom_collector_success{collector="pods"} 1`} {
+	for _, want := range []string{`headroom_gpu_memory_used_bytes{container="vllm",gpu="0"`, `pod="small-a"`, `headroom_collector_success{collector="pods"} 1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("with the kubelet down, /metrics lost %q", want)
 		}

@@ -52,7 +52,7 @@ func TestMetricsHandler(t *testing.T) {
 	cur.Store(snapWithTemp(40))
 	e := exporter.New(cur.Load, "test")
 	h := newMetricsHandler(cur.Load, time.Second, slog.New(slog.DiscardHandler), e, runtimeRegistry())
-	const temp = `headroom_gpu_temperature_celsius{gpu="0",model="G",node="n",uuid="GPU-a"}`
+	const temp = `headroom_gpu_temperature_celsius{container="",gpu="0",model="G",namespace="",node="n",pod="",uuid="GPU-a"}`
 
 	tests := []struct {
 		name       string

@@ -88,10 +88,10 @@ func TestLostGPUKeepsIdentityOnly(t *testing.T) {
 	want := `
 # HELP headroom_gpu_lost 1 if the GPU fell off the bus (NVML_ERROR_GPU_IS_LOST); its other readings are then absent.
 # TYPE headroom_gpu_lost gauge
-headroom_gpu_lost{gpu="0",model="H100",node="node-a",uuid="GPU-a"} 1
+headroom_gpu_lost{container="vllm",gpu="0",model="H100",namespace="llm",node="node-a",pod="vllm-0",uuid="GPU-a"} 1
 # HELP headroom_gpu_xid_errors_total Xid errors seen since the agent started, by code.
 # TYPE headroom_gpu_xid_errors_total counter
-headroom_gpu_xid_errors_total{gpu="0",model="H100",node="node-a",uuid="GPU-a",xid="79"} 1
+headroom_gpu_xid_errors_total{container="vllm",gpu="0",model="H100",namespace="llm",node="node-a",pod="vllm-0",uuid="GPU-a",xid="79"} 1
 `
 	if err := testutil.GatherAndCompare(e, strings.NewReader(want), "headroom_gpu_lost", "headroom_gpu_xid_errors_total", "headroom_gpu_memory_used_bytes", "headroom_gpu_processes"); err != nil {
 		t.Error(err)

@@ -8,8 +8,14 @@ import (
 	"github.com/headroom-dev/headroom/agent/snapshot"
 )
 
-// gpuLabels come first on every per-GPU metric.
-var gpuLabels = []string{"node", "gpu", "uuid", "model"}
+// gpuLabels come first on every per-GPU metric; ownerLabels follow on the
+// GPU-wide ones: the pod and container holding the GPU, as dcgm-exporter
+// users expect, filled when exactly one container holds it and empty for
+// an unassigned or shared GPU (headroom_gpu_owner_info lists all owners).
+var (
+	gpuLabels   = []string{"node", "gpu", "uuid", "model"}
+	ownerLabels = []string{"namespace", "pod", "container"}
+)
 
 func withGPU(extra ...string) []string {
 	return append(append([]string(nil), gpuLabels...), extra...)
@@ -29,7 +35,11 @@ type gpuDefs struct {
 
 func (e *Exporter) newGPUDefs() gpuDefs {
 	g := func(name, typ, help string, extra ...string) *def {
-		return e.def(name, typ, "nvml", help, withGPU(extra...)...)
+		return e.def(name, typ, "nvml", help, withGPU(append(append([]string(nil), ownerLabels...), extra...)...)...)
+	}
+	// Per-process metrics carry the process's own pod and container.
+	gp := func(name, typ, help string, extra ...string) *def {
+		return e.def(name, typ, "nvml", help, withGPU(append(extra, ownerLabels...)...)...)
 	}
 	return gpuDefs{
 		info:         g("headroom_gpu_info", "gauge", "Always 1; labels identify the GPU and driver.", "pci_bus_id", "driver_version"),
@@ -53,8 +63,8 @@ func (e *Exporter) newGPUDefs() gpuDefs {
 		remapFail:    g("headroom_gpu_row_remap_failed", "gauge", "1 if a row remap failed."),
 		xid:          g("headroom_gpu_xid_errors_total", "counter", "Xid errors seen since the agent started, by code.", "xid"),
 		processes:    g("headroom_gpu_processes", "gauge", "Compute processes (CUDA contexts) on the GPU."),
-		procMem:      g("headroom_gpu_process_memory_used_bytes", "gauge", "Framebuffer memory held by one process.", "pid", "mig_instance", "namespace", "pod", "container"),
-		procSM:       g("headroom_gpu_process_sm_utilization_ratio", "gauge", "One process's SM utilisation over the last sample period (0-1).", "pid", "mig_instance", "namespace", "pod", "container"),
+		procMem:      gp("headroom_gpu_process_memory_used_bytes", "gauge", "Framebuffer memory held by one process.", "pid", "mig_instance"),
+		procSM:       gp("headroom_gpu_process_sm_utilization_ratio", "gauge", "One process's SM utilisation over the last sample period (0-1).", "pid", "mig_instance"),
 		migTotal:     g("headroom_gpu_mig_memory_total_bytes", "gauge", "Framebuffer size of a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
 		migUsed:      g("headroom_gpu_mig_memory_used_bytes", "gauge", "Framebuffer memory used on a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
 	}
@@ -86,7 +96,12 @@ func (e *Exporter) gatherGPUs(b *builder, s *snapshot.Snapshot) {
 func (e *Exporter) gatherGPU(b *builder, s *snapshot.Snapshot, node *dto.LabelPair, g *snapshot.GPU) {
 	d := e.gpu
 	// In label-name order: gpu, model, node, uuid.
-	l := []*dto.LabelPair{b.lp("gpu", itoa(g.Index)), b.lp("model", g.Name), node, b.lp("uuid", g.UUID)}
+	base := []*dto.LabelPair{b.lp("gpu", itoa(g.Index)), b.lp("model", g.Name), node, b.lp("uuid", g.UUID)}
+	var owner snapshot.Owner
+	if a := s.Attribution; a != nil && len(a.Owners[g.UUID]) == 1 {
+		owner = a.Owners[g.UUID][0]
+	}
+	l := mergePairs(base, []*dto.LabelPair{b.lp("namespace", owner.Namespace), b.lp("pod", owner.Pod), b.lp("container", owner.Container)})
 
 	b.add(d.info, 1, l, b.lp("pci_bus_id", g.PCIBusID), b.lp("driver_version", s.System.DriverVersion))
 	b.add(d.lost, b2f(g.Lost), l)
@@ -118,7 +133,7 @@ func (e *Exporter) gatherGPU(b *builder, s *snapshot.Snapshot, node *dto.LabelPa
 		}
 	}
 	e.gatherHealth(b, g, l)
-	e.gatherProcesses(b, g, l)
+	e.gatherProcesses(b, g, l, base)
 }
 
 func (e *Exporter) gatherHealth(b *builder, g *snapshot.GPU, l []*dto.LabelPair) {
@@ -135,7 +150,9 @@ func (e *Exporter) gatherHealth(b *builder, g *snapshot.GPU, l []*dto.LabelPair)
 	}
 }
 
-func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l []*dto.LabelPair) {
+// gatherProcesses emits per-process series on base labels (each process
+// names its own container) and the GPU-wide ones on l.
+func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l, base []*dto.LabelPair) {
 	d := e.gpu
 	if g.Processes != nil || g.Memory != nil {
 		b.add(d.processes, float64(len(g.Processes)), l)
@@ -143,9 +160,9 @@ func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l []*dto.LabelPa
 	for _, p := range g.Processes {
 		extra := []*dto.LabelPair{b.lp("pid", strconv.FormatUint(uint64(p.PID), 10)), b.lp("mig_instance", migLabel(p.MIGInstance)),
 			b.lp("namespace", p.Namespace), b.lp("pod", p.Pod), b.lp("container", p.Container)}
-		b.add(d.procMem, float64(p.UsedMemory), l, extra...)
+		b.add(d.procMem, float64(p.UsedMemory), base, extra...)
 		if p.SMUtil != nil {
-			b.add(d.procSM, *p.SMUtil, l, extra...)
+			b.add(d.procSM, *p.SMUtil, base, extra...)
 		}
 	}
 	for _, m := range g.MIG {

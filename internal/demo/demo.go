@@ -75,9 +75,12 @@ func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.L
 	ao.GPUBackend = agent.BackendSim
 	ao.SimProfile = o.Profile
 	ao.GPULibrary = gonvml.FromInterface(sim)
-	// No kubelet or runtime in the demo yet: pods stay off until the
-	// simulated node serves them.
-	ao.Collectors = []string{"nvml"}
+	node, err := startKubeNode(sim)
+	if err != nil {
+		return err
+	}
+	defer node.stop()
+	ao.Pods = node.options()
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)

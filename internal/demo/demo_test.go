@@ -24,7 +24,8 @@ func TestDemoRunsItsScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := out.String()[strings.LastIndex(out.String(), "final state"):]
-	for _, want := range []string{"H100 80GB HBM3", "xid 31 ×1", "LOST (off the bus)", "collector nvml: ok", "/metrics"} {
+	for _, want := range []string{"H100 80GB HBM3", "xid 31 ×1", "LOST (off the bus)", "collector nvml: ok", "/metrics",
+		"llm/vllm-0", "collector pods: ok", "8 istio-proxy sidecars in 8 GPU pods", "mesh VRAM 0 B (measured)"} {
 		if !strings.Contains(final, want) {
 			t.Errorf("final view lacks %q:\n%s", want, final)
 		}

@@ -45,19 +45,21 @@ func (v *view) draw(s *snapshot.Snapshot) {
 
 func (v *view) table(s *snapshot.Snapshot) {
 	tw := tabwriter.NewWriter(v.out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "GPU\tmodel\tutil\tload\tSM active\tVRAM used\ttemp\tpower\tSM clock\tprocs\thealth\t")
+	fmt.Fprintln(tw, "GPU\tmodel\tpod\tutil\tload\tSM active\tVRAM used\ttemp\tpower\tSM clock\tprocs\thealth\t")
 	for _, g := range s.GPUs {
+		pod := owners(s, g.UUID)
 		if g.Lost {
-			fmt.Fprintf(tw, "%d\t%s\t-\t\t-\t-\t-\t-\t-\t-\t%s\t\n", g.Index, short(g.Name), health(g))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t-\t\t-\t-\t-\t-\t-\t-\t%s\t\n", g.Index, short(g.Name), pod, health(g))
 			continue
 		}
 		util := val(g.Utilization != nil, func() float64 { return g.Utilization.GPU })
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
-			g.Index, short(g.Name), pct(util), bar(util), pct(g.SMActive), vram(g.Memory),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
+			g.Index, short(g.Name), pod, pct(util), bar(util), pct(g.SMActive), vram(g.Memory),
 			unit(g.TemperatureCelsius, "%.0f°C", 1), unit(g.PowerWatts, "%.0f W", 1),
 			unit(g.SMClockHz, "%.0f MHz", 1e6), len(g.Processes), health(g))
 	}
 	_ = tw.Flush()
+	v.mesh(s)
 	for _, st := range s.Sources {
 		state := "ok"
 		if !st.Success {
@@ -66,6 +68,43 @@ func (v *view) table(s *snapshot.Snapshot) {
 		fmt.Fprintf(v.out, "\ncollector %s: %s (%s)", st.Name, state, st.Duration.Round(time.Microsecond))
 	}
 	fmt.Fprintln(v.out)
+}
+
+// owners names the pods the kubelet assigned a GPU to.
+func owners(s *snapshot.Snapshot, uuid string) string {
+	if s.Attribution == nil || len(s.Attribution.Owners[uuid]) == 0 {
+		return "-"
+	}
+	var names []string
+	for _, o := range s.Attribution.Owners[uuid] {
+		names = append(names, o.Namespace+"/"+o.Pod)
+	}
+	return strings.Join(names, ",")
+}
+
+// mesh prints what the mesh sidecars of the GPU pods cost.
+func (v *view) mesh(s *snapshot.Snapshot) {
+	a := s.Attribution
+	if a == nil {
+		return
+	}
+	var sidecars int
+	var ws, app uint64
+	for _, p := range a.Pods {
+		for _, c := range p.Containers {
+			if c.Memory == nil {
+				continue
+			}
+			if c.Sidecar {
+				sidecars++
+				ws += c.Memory.WorkingSet
+			} else {
+				app += c.Memory.WorkingSet
+			}
+		}
+	}
+	fmt.Fprintf(v.out, "\nmesh: %d istio-proxy sidecars in %d GPU pods use %.0f MiB of host memory (%.1f%% of the pods' %.1f GiB); mesh VRAM %d B (measured)\n",
+		sidecars, len(a.Pods), float64(ws)/(1<<20), 100*float64(ws)/float64(max(ws+app, 1)), float64(ws+app)/(1<<30), a.MeshVRAM)
 }
 
 // summary prints the last table and where to go next.
