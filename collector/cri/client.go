@@ -132,7 +132,7 @@ func (c *Client) fetch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ListContainers: %w", err)
 	}
-	v := &View{Time: time.Now(), byUID: map[string]int{}, byContainer: map[string][2]int{}}
+	var pods []Pod
 	live := map[string]bool{}
 	for _, sb := range sandboxes.GetItems() {
 		md := sb.GetMetadata()
@@ -141,19 +141,15 @@ func (c *Client) fetch(ctx context.Context) error {
 			return err
 		}
 		live[sb.GetId()] = true
-		v.Pods = append(v.Pods, Pod{UID: md.GetUid(), Namespace: md.GetNamespace(), Name: md.GetName(), SandboxID: sb.GetId(), IP: ip})
+		pods = append(pods, Pod{UID: md.GetUid(), Namespace: md.GetNamespace(), Name: md.GetName(), SandboxID: sb.GetId(), IP: ip})
 	}
 	for id := range c.ips {
 		if !live[id] {
 			delete(c.ips, id)
 		}
 	}
-	slices.SortFunc(v.Pods, func(a, b Pod) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.UID, b.UID))
-	})
 	bySandbox := map[string]int{}
-	for i, p := range v.Pods {
-		v.byUID[p.UID] = i
+	for i, p := range pods {
 		bySandbox[p.SandboxID] = i
 	}
 	for _, ctr := range containers.GetContainers() {
@@ -161,11 +157,25 @@ func (c *Client) fetch(ctx context.Context) error {
 		if !ok {
 			continue // its sandbox is not ready (being torn down)
 		}
-		v.Pods[i].Containers = append(v.Pods[i].Containers, Container{ID: ctr.GetId(), Name: ctr.GetMetadata().GetName()})
-		v.byContainer[ctr.GetId()] = [2]int{i, len(v.Pods[i].Containers) - 1}
+		pods[i].Containers = append(pods[i].Containers, Container{ID: ctr.GetId(), Name: ctr.GetMetadata().GetName()})
 	}
-	c.view.Store(v)
+	c.view.Store(NewView(time.Now(), pods))
 	return nil
+}
+
+// NewView indexes pods (sorting them by namespace and name).
+func NewView(at time.Time, pods []Pod) *View {
+	slices.SortFunc(pods, func(a, b Pod) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.UID, b.UID))
+	})
+	v := &View{Time: at, Pods: pods, byUID: map[string]int{}, byContainer: map[string][2]int{}}
+	for i, p := range pods {
+		v.byUID[p.UID] = i
+		for j, c := range p.Containers {
+			v.byContainer[c.ID] = [2]int{i, j}
+		}
+	}
+	return v
 }
 
 // sandboxIP returns a sandbox's primary IP, asking the runtime only for

@@ -1,0 +1,101 @@
+package pods
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector/cgroups"
+	"github.com/headroom-dev/headroom/collector/cri"
+	"github.com/headroom-dev/headroom/collector/podresources"
+)
+
+func ref(t *testing.T, id string) podresources.DeviceRef {
+	t.Helper()
+	r, err := podresources.ParseDeviceID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+const (
+	g0 = "GPU-00000000-0000-4000-8000-000000000000"
+	g1 = "GPU-11111111-0000-4000-8000-000000000000"
+	m1 = "MIG-11111111-0000-4000-8000-0000000000aa"
+)
+
+func gpus() []snapshot.GPU {
+	return []snapshot.GPU{
+		{Index: 0, UUID: g0, Processes: []snapshot.Process{{PID: 1, UsedMemory: 100}, {PID: 2, UsedMemory: 30}, {PID: 9, UsedMemory: 5}}},
+		{Index: 1, UUID: g1, MIG: []snapshot.MIGDevice{{UUID: m1, GPUInstanceID: 1}},
+			Processes: []snapshot.Process{{PID: 3, UsedMemory: 7, MIGInstance: 1}, {PID: 4, UsedMemory: 1}, {PID: 5, UsedMemory: 2}}},
+	}
+}
+
+func TestJoin(t *testing.T) {
+	t.Parallel()
+	alloc := &podresources.View{Assignments: []podresources.Assignment{
+		{Namespace: "ml", Pod: "a", Container: "app", Device: ref(t, g0)},
+		{Namespace: "ml", Pod: "b", Container: "app", Device: ref(t, m1)},        // MIG → GPU 1
+		{Namespace: "ml", Pod: "c", Container: "app", Device: ref(t, "nvidia1")}, // GKE index → GPU 1
+		{Namespace: "ml", Pod: "c", Container: "app", Device: ref(t, "nvidia1")}, // listed twice: one owner
+		{Namespace: "ml", Pod: "d", Container: "app", Device: podresources.DeviceRef{Kind: podresources.KindMinor, Index: 0, Instance: -1, Replica: -1}},
+	}}
+	rt := cri.NewView(time.Now(), []cri.Pod{
+		{UID: "ua", Namespace: "ml", Name: "a", IP: "10.0.0.1", Containers: []cri.Container{{ID: "ca", Name: "app"}, {ID: "cp", Name: "istio-proxy"}}},
+		{UID: "ub", Namespace: "ml", Name: "b", Containers: []cri.Container{{ID: "cb", Name: "app"}}},
+		{UID: "uc", Namespace: "ml", Name: "c", Containers: []cri.Container{{ID: "cc", Name: "app"}}},
+		{UID: "ux", Namespace: "web", Name: "x", Containers: []cri.Container{{ID: "cx", Name: "nginx"}}}, // no GPU
+	})
+	pids := map[uint32]cgroups.Ref{1: {PodUID: "ua", ContainerID: "ca"}, 2: {PodUID: "ua", ContainerID: "cp"}, 3: {PodUID: "ub", ContainerID: "cb"}, 4: {PodUID: "uz", ContainerID: "cz"}}
+	resolve := func(pid uint32) (cgroups.Ref, error) {
+		switch pid {
+		case 5:
+			return cgroups.Ref{}, fmt.Errorf("pid 5: %w", cgroups.ErrProcessGone)
+		case 9:
+			return cgroups.Ref{}, fmt.Errorf("host: %w", cgroups.ErrNotContainer)
+		}
+		return pids[pid], nil
+	}
+	gs := gpus()
+	a, stale := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve,
+		memory:   map[string]*snapshot.ContainerMemory{"cp": {WorkingSet: 42}},
+		sidecars: map[string]bool{"istio-proxy": true}})
+
+	if !stale {
+		t.Error("pid 4 is in a container the runtime does not know: want an early refresh")
+	}
+	if a.UnattributedProcesses != 2 {
+		t.Errorf("unattributed = %d, want 2 (the host process and the unknown container; the exited one is skipped)", a.UnattributedProcesses)
+	}
+	if len(a.Owners[g0]) != 1 || len(a.Owners[g1]) != 2 {
+		t.Errorf("owners = %+v, want 1 on GPU 0 and 2 (MIG and GKE index) on GPU 1; DRA minor numbers are not matched", a.Owners)
+	}
+	if p := gs[0].Processes[0]; p.Namespace != "ml" || p.Pod != "a" || p.Container != "app" {
+		t.Errorf("process 1 = %+v", p)
+	}
+	if a.MeshVRAM != 30 {
+		t.Errorf("mesh VRAM = %d, want the 30 bytes held by the process in istio-proxy", a.MeshVRAM)
+	}
+	if len(a.Pods) != 3 || a.Pods[0].Name != "a" {
+		t.Fatalf("GPU pods = %+v, want a, b, c", a.Pods)
+	}
+	proxy := a.Pods[0].Containers[1]
+	if !proxy.Sidecar || proxy.Memory == nil || proxy.Memory.WorkingSet != 42 {
+		t.Errorf("sidecar = %+v", proxy)
+	}
+	if u := a.Pods[1].Containers[0].GPUs[g1]; u.Memory != 7 || u.Contexts != 1 {
+		t.Errorf("pod b on GPU 1 = %+v", u)
+	}
+}
+
+func TestJoinBeforeTheViews(t *testing.T) {
+	t.Parallel()
+	gs := gpus()
+	a, stale := join(gs, joinInput{resolve: func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "u", ContainerID: "c"}, nil }})
+	if !stale || len(a.Pods) != 0 || a.UnattributedProcesses != 6 {
+		t.Errorf("without views: stale=%v attribution=%+v", stale, a)
+	}
+}
