@@ -17,7 +17,7 @@ const (
 
 func TestListAttributesEveryForm(t *testing.T) {
 	t.Parallel()
-	k := newFakeKubelet(t)
+	k := newKubelet(t)
 	dra := ctr("trainer", "")
 	dra.DynamicResources = []*podresv1.DynamicResource{{ClaimName: "gpu", ClaimNamespace: "ml", ClaimResources: []*podresv1.ClaimResource{
 		{DriverName: "gpu.nvidia.com", PoolName: "node-a", DeviceName: "gpu-3"},
@@ -25,7 +25,7 @@ func TestListAttributesEveryForm(t *testing.T) {
 		{DriverName: "net.example.com", DeviceName: "nic-0"},                          // not a GPU
 	}}}
 	native := ctr("istio-proxy", "") // a native sidecar: listed, no devices
-	k.set([]*podresv1.PodResources{
+	k.SetPods([]*podresv1.PodResources{
 		pod("llm", "vllm-0", ctr("vllm", "nvidia.com/gpu", gpu0), native),
 		pod("llm", "small-a", ctr("srv", "nvidia.com/gpu", gpu1+"::0")),
 		pod("llm", "small-b", ctr("srv", "nvidia.com/gpu", gpu1+"::1")),
@@ -34,7 +34,8 @@ func TestListAttributesEveryForm(t *testing.T) {
 		pod("ml", "train", dra),
 		pod("other", "fpga", ctr("x", "example.com/fpga", "fpga0")),
 		pod("llm", "odd", ctr("srv", "nvidia.com/gpu", "gpu-zero")),
-	}, []*podresv1.ContainerDevices{{ResourceName: "nvidia.com/gpu", DeviceIds: []string{gpu0, gpu1 + "::0", gpu1 + "::1"}}, {ResourceName: "cpu"}})
+	})
+	k.SetAllocatable("nvidia.com/gpu", gpu0, gpu1+"::0", gpu1+"::1")
 
 	c := testClient(t, k, nil)
 	if err := c.Refresh(context.Background()); err != nil {
@@ -76,19 +77,19 @@ func TestListAttributesEveryForm(t *testing.T) {
 
 func TestRateLimitBacksOff(t *testing.T) {
 	t.Parallel()
-	k := newFakeKubelet(t)
-	k.exhausted = 1000
+	k := newKubelet(t)
+	k.ExhaustNext(1000)
 	c := testClient(t, k, func(o *Options) { o.Interval = time.Millisecond })
 	if err := c.Refresh(context.Background()); !errors.Is(err, ErrRateLimited) {
 		t.Fatalf("err = %v, want ErrRateLimited", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
-	start := k.calls.Load()
+	start := k.Calls()
 	c.Run(ctx)
 	// Backoff 10, 20, 40, 80, 80… ms: about 7 refreshes in 400 ms, where
 	// the 1 ms interval alone would allow hundreds.
-	if n := k.calls.Load() - start; n > 10 {
+	if n := k.Calls() - start; n > 10 {
 		t.Errorf("%d calls in 400 ms while rate limited, want backoff (≤ 10)", n)
 	}
 	if st := c.Status(); st.StaleSince.IsZero() || st.Failures == 0 {
@@ -98,8 +99,8 @@ func TestRateLimitBacksOff(t *testing.T) {
 
 func TestKubeletRestartMidRun(t *testing.T) {
 	t.Parallel()
-	k := newFakeKubelet(t)
-	k.set([]*podresv1.PodResources{pod("llm", "a", ctr("srv", "nvidia.com/gpu", gpu0))}, nil)
+	k := newKubelet(t)
+	k.Assign("llm", "a", "srv", "nvidia.com/gpu", gpu0)
 	c := testClient(t, k, nil)
 	ctx := context.Background()
 	if err := c.Refresh(ctx); err != nil {
@@ -107,7 +108,7 @@ func TestKubeletRestartMidRun(t *testing.T) {
 	}
 	before := c.View()
 
-	k.stop()
+	k.Stop()
 	if err := c.Refresh(ctx); err == nil {
 		t.Fatal("refresh succeeded with the kubelet down")
 	}
@@ -116,8 +117,11 @@ func TestKubeletRestartMidRun(t *testing.T) {
 		t.Fatalf("down: status %+v; the last good view must be kept", st)
 	}
 
-	k.set([]*podresv1.PodResources{pod("llm", "b", ctr("srv", "nvidia.com/gpu", gpu1))}, nil)
-	k.start(t)
+	k.Reset()
+	k.Assign("llm", "b", "srv", "nvidia.com/gpu", gpu1)
+	if err := k.Start(); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Refresh(ctx) != nil {
 		if time.Now().After(deadline) {
@@ -132,7 +136,7 @@ func TestKubeletRestartMidRun(t *testing.T) {
 
 func TestTriggersCoalesceAndRespectMinGap(t *testing.T) {
 	t.Parallel()
-	k := newFakeKubelet(t)
+	k := newKubelet(t)
 	c := testClient(t, k, func(o *Options) { o.Interval, o.MinGap = time.Hour, 100*time.Millisecond })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -6,9 +6,6 @@ package kubenode
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -28,41 +25,14 @@ type Kubelet struct {
 	exhausted   int
 	calls       atomic.Int64
 
-	socket string
-	srv    *grpc.Server
+	server
 }
 
-// NewKubelet returns a kubelet that will serve on socket.
-func NewKubelet(socket string) *Kubelet { return &Kubelet{socket: socket} }
-
-// Socket is the socket path.
-func (k *Kubelet) Socket() string { return k.socket }
-
-// Start listens on the socket, replacing a stale one.
-func (k *Kubelet) Start() error {
-	_ = os.Remove(k.socket)
-	ln, err := net.Listen("unix", k.socket)
-	if err != nil {
-		return fmt.Errorf("kubelet socket: %w", err)
-	}
-	srv := grpc.NewServer()
-	podresv1.RegisterPodResourcesListerServer(srv, k)
-	k.mu.Lock()
-	k.srv = srv
-	k.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-	return nil
-}
-
-// Stop stops serving and removes the socket, as a kubelet restart does.
-func (k *Kubelet) Stop() {
-	k.mu.Lock()
-	srv := k.srv
-	k.mu.Unlock()
-	if srv != nil {
-		srv.Stop()
-	}
-	_ = os.Remove(k.socket)
+// NewKubelet returns a kubelet that will serve on socket (Start, Stop).
+func NewKubelet(socket string) *Kubelet {
+	k := &Kubelet{}
+	k.server = server{socket: socket, register: func(s *grpc.Server) { podresv1.RegisterPodResourcesListerServer(s, k) }}
+	return k
 }
 
 // Calls counts the RPCs served.
@@ -95,6 +65,14 @@ func (k *Kubelet) Assign(namespace, pod, container, resource string, deviceIDs .
 	if resource != "" {
 		c.Devices = append(c.Devices, &podresv1.ContainerDevices{ResourceName: resource, DeviceIds: deviceIDs})
 	}
+}
+
+// SetPods replaces every pod's resources (for forms Assign does not build,
+// such as DRA claims).
+func (k *Kubelet) SetPods(pods []*podresv1.PodResources) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pods = pods
 }
 
 // SetAllocatable sets what GetAllocatableResources answers.

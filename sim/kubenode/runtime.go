@@ -2,9 +2,6 @@ package kubenode
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -23,57 +20,67 @@ type Runtime struct {
 	ips        map[string]string
 	containers []*runtimeapi.Container
 	calls      atomic.Int64
+	statuses   atomic.Int64
 
-	socket string
-	srv    *grpc.Server
+	server
 }
 
-// NewRuntime returns a runtime that will serve on socket.
-func NewRuntime(socket string) *Runtime { return &Runtime{socket: socket, ips: map[string]string{}} }
-
-// Socket is the socket path.
-func (r *Runtime) Socket() string { return r.socket }
-
-// Start listens on the socket, replacing a stale one.
-func (r *Runtime) Start() error {
-	_ = os.Remove(r.socket)
-	ln, err := net.Listen("unix", r.socket)
-	if err != nil {
-		return fmt.Errorf("runtime socket: %w", err)
-	}
-	srv := grpc.NewServer()
-	runtimeapi.RegisterRuntimeServiceServer(srv, r)
-	r.mu.Lock()
-	r.srv = srv
-	r.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-	return nil
-}
-
-// Stop stops serving and removes the socket.
-func (r *Runtime) Stop() {
-	r.mu.Lock()
-	srv := r.srv
-	r.mu.Unlock()
-	if srv != nil {
-		srv.Stop()
-	}
-	_ = os.Remove(r.socket)
+// NewRuntime returns a runtime that will serve on socket (Start, Stop).
+func NewRuntime(socket string) *Runtime {
+	r := &Runtime{ips: map[string]string{}}
+	r.server = server{socket: socket, register: func(s *grpc.Server) { runtimeapi.RegisterRuntimeServiceServer(s, r) }}
+	return r
 }
 
 // AddPod adds a ready pod with running containers (name → ID).
 func (r *Runtime) AddPod(uid, namespace, name, ip string, containers map[string]string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	id := "sandbox-" + uid
-	r.sandboxes = append(r.sandboxes, &runtimeapi.PodSandbox{Id: id, State: runtimeapi.PodSandboxState_SANDBOX_READY,
-		Metadata: &runtimeapi.PodSandboxMetadata{Uid: uid, Namespace: namespace, Name: name}})
-	r.ips[id] = ip
+	r.AddSandbox(uid, namespace, name, ip, true)
 	for cname, cid := range containers {
-		r.containers = append(r.containers, &runtimeapi.Container{Id: cid, PodSandboxId: id,
-			State: runtimeapi.ContainerState_CONTAINER_RUNNING, Metadata: &runtimeapi.ContainerMetadata{Name: cname}})
+		r.AddContainer(uid, cid, cname, true)
 	}
 }
+
+// AddSandbox adds a pod sandbox, ready or not, with no containers.
+func (r *Runtime) AddSandbox(uid, namespace, name, ip string, ready bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	if ready {
+		state = runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	id := "sandbox-" + uid
+	r.sandboxes = append(r.sandboxes, &runtimeapi.PodSandbox{Id: id, State: state,
+		Metadata: &runtimeapi.PodSandboxMetadata{Uid: uid, Namespace: namespace, Name: name}})
+	r.ips[id] = ip
+}
+
+// AddContainer adds a running or exited container to a pod's sandbox.
+func (r *Runtime) AddContainer(podUID, id, name string, running bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	state := runtimeapi.ContainerState_CONTAINER_EXITED
+	if running {
+		state = runtimeapi.ContainerState_CONTAINER_RUNNING
+	}
+	r.containers = append(r.containers, &runtimeapi.Container{Id: id, PodSandboxId: "sandbox-" + podUID,
+		State: state, Metadata: &runtimeapi.ContainerMetadata{Name: name}})
+}
+
+// RemovePod removes a pod's sandbox, as when the pod is deleted.
+func (r *Runtime) RemovePod(uid string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, sb := range r.sandboxes {
+		if sb.GetMetadata().GetUid() == uid {
+			r.sandboxes = append(r.sandboxes[:i], r.sandboxes[i+1:]...)
+			delete(r.ips, sb.GetId())
+			return
+		}
+	}
+}
+
+// StatusCalls counts PodSandboxStatus calls.
+func (r *Runtime) StatusCalls() int64 { return r.statuses.Load() }
 
 // Calls counts the RPCs served.
 func (r *Runtime) Calls() int64 { return r.calls.Load() }
@@ -95,6 +102,7 @@ func (r *Runtime) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandb
 // PodSandboxStatus answers a sandbox's IP.
 func (r *Runtime) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
 	r.calls.Add(1)
+	r.statuses.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ip, ok := r.ips[req.GetPodSandboxId()]
