@@ -206,3 +206,33 @@ func TestScrapesMakeNoKubeletOrRuntimeCall(t *testing.T) {
 		t.Errorf("20 scrapes made %d kubelet and %d runtime calls, want 0", k, r)
 	}
 }
+
+// TestDeletedPodLeavesTheMetrics bounds cardinality: a pod that is gone
+// from the node is gone from /metrics after one refresh.
+func TestDeletedPodLeavesTheMetrics(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	a := start(t, n.options(time.Second))
+	waitMetrics(t, a, `pod="small-b"`)
+
+	n.sim.SetProcesses(1, []gpusim.Process{{PID: 11000, VRAM: 10 * gib, MIGInstance: -1}})
+	n.runtime.RemovePod(uidB)
+	n.kubelet.Reset()
+	n.kubelet.Assign("llm", "vllm-0", "vllm", "nvidia.com/gpu", n.sim.UUID(0))
+	n.kubelet.Assign("llm", "small-a", "srv", "nvidia.com/gpu", n.sim.UUID(1)+"::0")
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body := get(t, a, "/metrics")
+		if !strings.Contains(body, `pod="small-b"`) {
+			if !strings.Contains(body, `pod="small-a"`) {
+				t.Fatal("the remaining pods went with it")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("deleted pod still in /metrics after 15 s (refresh interval 1 s)")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
