@@ -27,6 +27,9 @@ func TestValidate(t *testing.T) {
 		{"bad log level", func(o *Options) { o.LogLevel = "loud" }, "--log-level"},
 		{"bad log format", func(o *Options) { o.LogFormat = "xml" }, "--log-format"},
 		{"empty node", func(o *Options) { o.NodeName = "" }, "--node-name"},
+		{"pods refresh too fast", func(o *Options) { o.Pods.Refresh = 100 * time.Millisecond }, "--pods.refresh-interval"},
+		{"pods refresh ignored with pods off", func(o *Options) { o.Pods.Refresh, o.Collectors = 0, []string{"nvml"} }, ""},
+		{"empty kubelet socket", func(o *Options) { o.Pods.KubeletSocket = "" }, "--pods.kubelet-socket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
