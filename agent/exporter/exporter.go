@@ -91,10 +91,26 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 
 // builder accumulates the series of one Gather.
 type builder struct {
-	byDef map[*def][]*dto.Metric
+	byDef  map[*def][]*dto.Metric
+	shared map[[2]string]*dto.LabelPair
 }
 
-func newBuilder(n int) *builder { return &builder{byDef: make(map[*def][]*dto.Metric, n)} }
+func newBuilder(n int) *builder {
+	return &builder{byDef: make(map[*def][]*dto.Metric, n), shared: map[[2]string]*dto.LabelPair{}}
+}
+
+// sharedLP returns one label pair per name and value for the whole Gather,
+// for labels that repeat across many series (a process's pod and
+// container, MIG instance).
+func (b *builder) sharedLP(name, value string) *dto.LabelPair {
+	k := [2]string{name, value}
+	p, ok := b.shared[k]
+	if !ok {
+		p = b.lp(name, value)
+		b.shared[k] = p
+	}
+	return p
+}
 
 // lp returns a label pair; callers share it between series.
 func (b *builder) lp(name, value string) *dto.LabelPair {

@@ -101,7 +101,7 @@ func (e *Exporter) gatherGPU(b *builder, s *snapshot.Snapshot, node *dto.LabelPa
 	if a := s.Attribution; a != nil && len(a.Owners[g.UUID]) == 1 {
 		owner = a.Owners[g.UUID][0]
 	}
-	l := mergePairs(base, []*dto.LabelPair{b.lp("namespace", owner.Namespace), b.lp("pod", owner.Pod), b.lp("container", owner.Container)})
+	l := mergePairs(base, []*dto.LabelPair{b.sharedLP("namespace", owner.Namespace), b.sharedLP("pod", owner.Pod), b.sharedLP("container", owner.Container)})
 
 	b.add(d.info, 1, l, b.lp("pci_bus_id", g.PCIBusID), b.lp("driver_version", s.System.DriverVersion))
 	b.add(d.lost, b2f(g.Lost), l)
@@ -158,8 +158,8 @@ func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l, base []*dto.L
 		b.add(d.processes, float64(len(g.Processes)), l)
 	}
 	for _, p := range g.Processes {
-		extra := []*dto.LabelPair{b.lp("pid", strconv.FormatUint(uint64(p.PID), 10)), b.lp("mig_instance", migLabel(p.MIGInstance)),
-			b.lp("namespace", p.Namespace), b.lp("pod", p.Pod), b.lp("container", p.Container)}
+		extra := []*dto.LabelPair{b.lp("pid", strconv.FormatUint(uint64(p.PID), 10)), b.sharedLP("mig_instance", migLabel(p.MIGInstance)),
+			b.sharedLP("namespace", p.Namespace), b.sharedLP("pod", p.Pod), b.sharedLP("container", p.Container)}
 		b.add(d.procMem, float64(p.UsedMemory), base, extra...)
 		if p.SMUtil != nil {
 			b.add(d.procSM, *p.SMUtil, base, extra...)
