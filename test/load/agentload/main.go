@@ -8,17 +8,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"github.com/headroom-dev/headroom/test/load/loadutil"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -52,7 +50,7 @@ func main() {
 }
 
 func run(o options) error {
-	port, err := freePort()
+	port, err := loadutil.FreePort()
 	if err != nil {
 		return err
 	}
@@ -67,7 +65,7 @@ func run(o options) error {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	pid := cmd.Process.Pid
 	url := "http://" + addr
-	if err := waitReady(url+"/readyz", 30*time.Second); err != nil {
+	if err := loadutil.WaitReady(url+"/readyz", 30*time.Second); err != nil {
 		return err
 	}
 	time.Sleep(3 * o.interval) // let GPM and the caches settle
@@ -107,7 +105,7 @@ type result struct {
 // second, and returns the agent's CPU share over the phase.
 func phase(pid int, d, every time.Duration, c *http.Client, url string, n int) (result, error) {
 	var r result
-	cpu0, err := cpuSeconds(pid)
+	cpu0, err := loadutil.CPUSeconds(pid)
 	if err != nil {
 		return r, err
 	}
@@ -121,7 +119,7 @@ func phase(pid int, d, every time.Duration, c *http.Client, url string, n int) (
 		case <-end:
 			loop = false
 		case <-rssT.C:
-			if rss, err := rssMiB(pid); err == nil {
+			if rss, err := loadutil.RSSMiB(pid); err == nil {
 				r.rssMaxMiB = max(r.rssMaxMiB, rss)
 			}
 		case <-scrapeT.C:
@@ -136,12 +134,12 @@ func phase(pid int, d, every time.Duration, c *http.Client, url string, n int) (
 			}
 		}
 	}
-	cpu1, err := cpuSeconds(pid)
+	cpu1, err := loadutil.CPUSeconds(pid)
 	if err != nil {
 		return r, err
 	}
 	r.cpuPct = 100 * (cpu1 - cpu0) / time.Since(start).Seconds()
-	if rss, err := rssMiB(pid); err == nil {
+	if rss, err := loadutil.RSSMiB(pid); err == nil {
 		r.rssMaxMiB = max(r.rssMaxMiB, rss)
 	}
 	return r, nil
@@ -184,56 +182,4 @@ func report(name, what string, r result, verbose bool) {
 	fmt.Printf("  /metrics         p50 %s  p90 %s  p99 %s  max %s  (%d scrapes, %d gzip bytes)\n\n",
 		q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond),
 		q(1).Round(time.Microsecond), len(l), r.bodyBytes)
-}
-
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
-}
-
-func rssMiB(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024, nil
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
-func waitReady(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("agent not ready within %s", timeout)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -1,0 +1,152 @@
+// Package ingest is the picker's side of the telemetry stream: a gRPC
+// server that authenticates each agent, checks that every report is for
+// the node the agent proved it runs on, validates it, and keeps the newest
+// report per node in a Store. A node whose report is older than a TTL
+// (default three of its agent's intervals) is stale: its endpoints must not
+// be routed by that report.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/headroom-dev/headroom/picker/auth"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+// DefaultMaxReportBytes bounds one encoded report (a node of 8 GPUs with
+// 100 processes each and 50 pods is about 30 KiB).
+const DefaultMaxReportBytes = 4 << 20
+
+// Server implements telemetryv1.TelemetryServiceServer.
+type Server struct {
+	telemetryv1.UnimplementedTelemetryServiceServer
+	store   *Store
+	authn   auth.Authenticator
+	name    string
+	logger  *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+}
+
+// NewServer returns an ingest server storing into store. name identifies
+// this picker replica to the agents.
+func NewServer(store *Store, authn auth.Authenticator, name string, logger *slog.Logger) *Server {
+	return &Server{store: store, authn: authn, name: name, logger: logger, metrics: NewMetrics(store), now: time.Now}
+}
+
+// Metrics returns the server's Prometheus collector.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Store returns the node store.
+func (s *Server) Store() *Store { return s.store }
+
+// GRPCOptions are the server options ingest needs: the report size limit.
+func GRPCOptions(maxReportBytes int) []grpc.ServerOption {
+	if maxReportBytes <= 0 {
+		maxReportBytes = DefaultMaxReportBytes
+	}
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(maxReportBytes)}
+}
+
+// Stream implements the TelemetryService. The stream is authenticated once;
+// every report on it must be for the identity's node, and the stream may
+// not change node.
+func (s *Server) Stream(st grpc.BidiStreamingServer[telemetryv1.NodeReport, telemetryv1.StreamAck]) error {
+	ctx := st.Context()
+	id, err := s.authn.Authenticate(ctx)
+	if err != nil {
+		s.metrics.rejected.WithLabelValues("auth").Inc()
+		return authStatus(err)
+	}
+	first, err := st.Recv()
+	if err != nil {
+		return recvStatus(err)
+	}
+	if err := s.check(id, "", first); err != nil {
+		return err
+	}
+	node := first.GetNode()
+	detach := s.store.attach(node)
+	defer detach()
+	s.logger.Info("agent stream accepted", "node", node, "subject", id.Subject, "method", id.Method)
+	s.accept(first)
+	if err := st.Send(&telemetryv1.StreamAck{Node: node, Picker: s.name}); err != nil {
+		return err
+	}
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.Info("agent stream closed", "node", node, "err", err)
+			}
+			return recvStatus(err)
+		}
+		if err := s.check(id, node, r); err != nil {
+			return err
+		}
+		s.accept(r)
+	}
+}
+
+// check refuses a report that is malformed, for another node than the
+// sender may speak for, or for another node than the stream's.
+func (s *Server) check(id auth.Identity, streamNode string, r *telemetryv1.NodeReport) error {
+	if err := Validate(r); err != nil {
+		s.metrics.rejected.WithLabelValues("invalid").Inc()
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if !id.Allows(r.GetNode()) || (streamNode != "" && r.GetNode() != streamNode) {
+		s.metrics.rejected.WithLabelValues("wrong_node").Inc()
+		s.logger.Warn("refused a report for a node its sender may not speak for",
+			"subject", id.Subject, "node", r.GetNode(), "allowed", id.Node)
+		return status.Errorf(codes.PermissionDenied, "%s may not report for node %q", id.Subject, r.GetNode())
+	}
+	return nil
+}
+
+func (s *Server) accept(r *telemetryv1.NodeReport) {
+	m := s.metrics
+	m.received.Inc()
+	m.bytes.Add(float64(proto.Size(r)))
+	if !s.store.Put(r) {
+		m.outOfOrder.Inc()
+		return
+	}
+	if t := r.GetSampleTimeUnixNano(); t > 0 {
+		m.freshness.Observe(max(s.now().Sub(time.Unix(0, int64(t))).Seconds(), 0))
+	}
+}
+
+func authStatus(err error) error {
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, err.Error())
+	case errors.Is(err, auth.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	default:
+		return status.Error(codes.Unavailable, fmt.Sprintf("cannot verify credentials: %v", err))
+	}
+}
+
+// recvStatus passes gRPC statuses (and the clean end of a stream) through.
+func recvStatus(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Canceled, err.Error())
+}

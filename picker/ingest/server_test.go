@@ -1,0 +1,139 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/headroom-dev/headroom/internal/testpki"
+	"github.com/headroom-dev/headroom/picker/auth"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+func TestStreamStatuses(t *testing.T) {
+	t.Parallel()
+	nan := math.NaN()
+	badKV := report("node-a", 1)
+	badKV.Pods[0].ModelServer.KvCacheUsage = &nan
+	huge := report("node-a", 1)
+	huge.Pods[0].Name = strings.Repeat("x", 100<<10) // beyond the 64 KiB limit of serve
+	cases := []struct {
+		name    string
+		reports []*telemetryv1.NodeReport
+		want    codes.Code
+	}{
+		{"accepted", []*telemetryv1.NodeReport{report("node-a", 1), report("node-a", 2)}, codes.OK},
+		{"no node name", []*telemetryv1.NodeReport{report("", 1)}, codes.InvalidArgument},
+		{"NaN KV usage", []*telemetryv1.NodeReport{badKV}, codes.InvalidArgument},
+		{"node changes mid-stream", []*telemetryv1.NodeReport{report("node-a", 1), report("node-b", 2)}, codes.PermissionDenied},
+		{"oversized report", []*telemetryv1.NodeReport{huge}, codes.ResourceExhausted},
+	}
+	_, addr := serve(t, auth.Insecure{})
+	c := dial(t, addr)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := exchange(ctx, c, tc.reports...)
+			if got := status.Code(err); got != tc.want {
+				t.Fatalf("status %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMTLSNodeIdentity(t *testing.T) {
+	t.Parallel()
+	ca := testpki.NewCA(t, "agents")
+	cases := []struct {
+		name, cn, node string
+		want           codes.Code
+	}{
+		{"own node", "node-a", "node-a", codes.OK},
+		{"another node's report", "node-a", "node-b", codes.PermissionDenied},
+		{"no client certificate", "", "node-a", codes.Unavailable}, // the TLS handshake fails
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sopts, dopts := mtlsPair(t, ca, tc.cn)
+			srv, addr := serve(t, auth.MTLS{}, sopts...)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := exchange(ctx, dial(t, addr, dopts...), report(tc.node, 1))
+			if got := status.Code(err); got != tc.want {
+				t.Fatalf("status %v (%v), want %v", got, err, tc.want)
+			}
+			_, stored := srv.Store().Node("node-b")
+			if stored {
+				t.Fatal("a refused report reached the store")
+			}
+		})
+	}
+}
+
+func TestMTLSRejectsOtherCA(t *testing.T) {
+	t.Parallel()
+	ca, rogue := testpki.NewCA(t, "agents"), testpki.NewCA(t, "rogue")
+	sopts, _ := mtlsPair(t, ca, "")
+	// The client trusts the real server but presents a certificate the
+	// agents' CA did not sign.
+	cli := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13,
+		Certificates: []tls.Certificate{rogue.Client(t, "node-a")}}
+	dopts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cli))}
+	srv, addr := serve(t, auth.MTLS{}, sopts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := exchange(ctx, dial(t, addr, dopts...), report("node-a", 1))
+	if status.Code(err) == codes.OK {
+		t.Fatal("a certificate from another CA was accepted")
+	}
+	if _, ok := srv.Store().Node("node-a"); ok {
+		t.Fatal("report stored")
+	}
+}
+
+func TestStoredAndAcked(t *testing.T) {
+	t.Parallel()
+	srv, addr := serve(t, auth.Insecure{})
+	c := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(report("node-a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := st.Recv()
+	if err != nil || ack.GetNode() != "node-a" || ack.GetPicker() != "picker-test" {
+		t.Fatalf("ack %v, %v", ack, err)
+	}
+	v, ok := srv.Store().Node("node-a")
+	if !ok || !v.Connected || v.Stale || v.Report.GetSequence() != 1 {
+		t.Fatalf("view %+v", v)
+	}
+	_ = st.CloseSend()
+	_, _ = st.Recv()
+	waitFor(t, func() bool { v, _ := srv.Store().Node("node-a"); return !v.Connected })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
