@@ -12,6 +12,8 @@ import (
 	"log/slog"
 
 	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector/dcgm"
+	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/pods"
 )
@@ -35,6 +37,10 @@ type Deps struct {
 	GPU nvml.Library
 	// Pods configures the attribution source.
 	Pods pods.Options
+	// DCGM configures the DCGM source.
+	DCGM dcgm.Options
+	// ModelServer configures the model-server source.
+	ModelServer modelserver.Options
 }
 
 // Factory builds a source. A factory error disables the source for the

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/headroom-dev/headroom/collector/dcgm"
+	"github.com/headroom-dev/headroom/collector/dcgm/godcgm"
+	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/pods"
 )
@@ -32,11 +35,35 @@ func Table() []Entry {
 			},
 		},
 		{
+			// dcgm lays its fields on the nvml part's GPUs: keep it after
+			// nvml. Default on: without a host engine it reports down and
+			// succeeds.
+			Name: dcgm.Name, DefaultOn: true,
+			Help: "DCGM profiling fields (SM, tensor and DRAM activity, PCIe and NVLink bytes) when a host engine is there; NVML's GPM values stand otherwise",
+			New: func(d Deps) (Source, error) {
+				lib := d.DCGM.Library
+				if lib == nil {
+					lib = godcgm.New()
+				}
+				return dcgm.New(d.Ctx, lib, d.DCGM, d.Logger), nil
+			},
+		},
+		{
 			// pods joins on the nvml part's processes: keep it after nvml.
 			Name: pods.Name, DefaultOn: true,
 			Help: "pod and container of each GPU and process (kubelet pod-resources, CRI, /proc), container memory and CPU from cgroup v2",
 			New: func(d Deps) (Source, error) {
 				return pods.New(d.Ctx, d.Pods, d.Logger)
+			},
+		},
+		{
+			// modelserver reads the pods part's GPU pods and attaches a
+			// reading to each: keep it after pods. Default on: no GPU pods
+			// and no standalone endpoints means nothing to scrape.
+			Name: modelserver.Name, DefaultOn: true,
+			Help: "each GPU pod's model-server metrics (vLLM, SGLang, TRT-LLM, Triton): queue, running batch, KV-cache use, LoRA adapters",
+			New: func(d Deps) (Source, error) {
+				return modelserver.New(d.Ctx, d.ModelServer, d.Logger)
 			},
 		},
 	}

@@ -44,6 +44,8 @@ type Exporter struct {
 	gpu   gpuDefs
 	agent agentDefs
 	pods  podDefs
+	dcgm  dcgmDefs
+	ms    modelServerDefs
 }
 
 // New returns an exporter reading snapshots from latest, which may return
@@ -51,8 +53,10 @@ type Exporter struct {
 func New(latest func() *snapshot.Snapshot, version string) *Exporter {
 	e := &Exporter{latest: latest, version: version}
 	e.gpu = e.newGPUDefs()
+	e.dcgm = e.newDCGMDefs()
 	e.agent = e.newAgentDefs()
 	e.pods = e.newPodDefs()
+	e.ms = e.newModelServerDefs()
 	return e
 }
 
@@ -84,7 +88,9 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	if s := e.latest(); s != nil {
 		e.gatherAgent(b, s)
 		e.gatherGPUs(b, s)
+		e.gatherDCGM(b, s)
 		e.gatherPods(b, s)
+		e.gatherModelServers(b, s)
 	}
 	return b.families(e.defs), nil
 }

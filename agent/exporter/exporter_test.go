@@ -19,10 +19,12 @@ func fullSnapshot() *snapshot.Snapshot {
 	return &snapshot.Snapshot{
 		Node: "node-a", Time: time.Unix(1700000000, 0), Duration: 2 * time.Millisecond,
 		Sources: []snapshot.SourceStatus{{Name: "nvml", Success: true, Duration: time.Millisecond}},
-		System:  snapshot.System{DriverVersion: "550.54.15"},
+		System:  snapshot.System{DriverVersion: "550.54.15", DCGM: &snapshot.DCGM{Up: true}},
 		GPUs: []snapshot.GPU{{
 			Index: 0, UUID: "GPU-a", Name: "H100", PCIBusID: "0000:01:00.0",
 			Memory: &snapshot.Memory{Total: 100, Used: 60, Free: 39, Reserved: 1}, Utilization: &snapshot.Utilization{GPU: 0.5, Memory: 0.25},
+			Profiling: &snapshot.Profiling{SMActive: f(0.45), SMOccupancy: f(0.25), TensorActive: f(0.3), DRAMActive: f(0.6),
+				PCIeTxBytes: f(1e9), PCIeRxBytes: f(2e9), NVLinkTxBytes: f(3e9), NVLinkRxBytes: f(4e9)},
 			SMActive: f(0.4), SMOccupancy: f(0.2), TemperatureCelsius: f(60), PowerWatts: f(300), SMClockHz: f(1.98e9), MemoryClockHz: f(2.6e9),
 			ThrottleReasons: &r, ECC: &snapshot.ECC{Corrected: 3}, RemappedRows: &snapshot.RemappedRows{Uncorrectable: 1, Pending: true},
 			XidErrors: map[uint64]uint64{48: 2},
@@ -35,7 +37,7 @@ func fullSnapshot() *snapshot.Snapshot {
 				{Name: "vllm", ID: "c1", Memory: &snapshot.ContainerMemory{WorkingSet: 5, Anon: 4, File: 2, CPUSeconds: 9},
 					GPUs: map[string]snapshot.GPUUse{"GPU-a": {Memory: 50, Contexts: 1}}},
 				{Name: "istio-proxy", ID: "c2", Sidecar: true, Memory: &snapshot.ContainerMemory{WorkingSet: 1}},
-			}}},
+			}, ModelServer: fullModelServer()}},
 			Kubelet: snapshot.SourceFreshness{LastSuccess: time.Unix(1700000000, 0)},
 			Runtime: snapshot.SourceFreshness{LastSuccess: time.Unix(1699999990, 0), StaleSince: time.Unix(1700000000, 0)},
 		},

@@ -6,6 +6,9 @@ type System struct {
 	NVMLVersion   string
 	// CUDADriverVersion is the CUDA version the driver supports, e.g. 12040.
 	CUDADriverVersion int
+	// DCGM is the DCGM host engine's state, set by the dcgm source (which
+	// runs after nvml); nil when that collector is off.
+	DCGM *DCGM
 }
 
 // GPU is the sampled state of one physical GPU.
@@ -28,6 +31,9 @@ type GPU struct {
 	// SMActive and SMOccupancy are 0–1 ratios from GPM (Hopper and later).
 	SMActive    *float64
 	SMOccupancy *float64
+	// Profiling holds DCGM's profiling fields; nil without a DCGM host
+	// engine. When present, its SM activity supersedes GPM's.
+	Profiling *Profiling
 
 	TemperatureCelsius *float64
 	PowerWatts         *float64
@@ -87,4 +93,12 @@ type MIGDevice struct {
 	ComputeInstanceID int
 	Name              string
 	Memory            *Memory
+}
+
+// Profiling is DCGM's profiling group for one GPU. Ratios are 0–1 and
+// rates are bytes per second; nil means the field is not supported.
+type Profiling struct {
+	SMActive, SMOccupancy, TensorActive, DRAMActive *float64
+	PCIeTxBytes, PCIeRxBytes                        *float64
+	NVLinkTxBytes, NVLinkRxBytes                    *float64
 }

@@ -39,7 +39,22 @@ type SourceFreshness struct {
 // Pod is one GPU pod.
 type Pod struct {
 	UID, Namespace, Name, IP string
-	Containers               []Container
+	// Port is the serving port when known (standalone endpoints); 0 means
+	// the port comes from the InferencePool.
+	Port int
+	// GPUs are the UUIDs of the GPUs assigned to the pod or used by its
+	// processes, sorted.
+	GPUs       []string
+	Containers []Container
+	// Engine, MetricsPort and MetricsPath say where the pod's model server
+	// serves its metrics: the engine-type label and the metrics-port and
+	// prometheus.io/path annotations, empty or 0 when unset.
+	Engine      string
+	MetricsPort int
+	MetricsPath string
+	// ModelServer is the pod's model-server reading; nil when the pod has
+	// none or the model-server source is off.
+	ModelServer *ModelServer
 }
 
 // Container is one container of a GPU pod.

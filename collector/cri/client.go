@@ -1,7 +1,8 @@
 // Package cri reads the node's pods and containers from the container
 // runtime over the CRI gRPC API (ListPodSandbox, PodSandboxStatus,
 // ListContainers): container IDs, container names (native sidecars
-// included), pod UIDs and pod IPs. It refreshes on its own clock and caches
+// included), pod UIDs, pod IPs and the few labels and annotations that say
+// where a pod's model server serves its metrics. It refreshes on its own clock and caches
 // the answer; nothing here runs per scrape or per sample.
 //
 // It uses k8s.io/cri-api's generated client directly: the same wire
@@ -50,6 +51,15 @@ type Container struct {
 	ID, Name string
 }
 
+// The sandbox label and annotations the agent reads (the kubelet copies
+// a pod's labels and annotations onto its sandbox). Only these are kept.
+const (
+	LabelEngineType       = "inference.networking.k8s.io/engine-type"
+	AnnotationMetricsPort = "headroom.dev/metrics-port"
+	AnnotationPromPort    = "prometheus.io/port"
+	AnnotationPromPath    = "prometheus.io/path"
+)
+
 // Pod is one ready pod sandbox with its running containers.
 type Pod struct {
 	UID, Namespace, Name string
@@ -57,6 +67,25 @@ type Pod struct {
 	// IP is the pod's primary IP; empty for host-network pods.
 	IP         string
 	Containers []Container
+	// Meta is what the pod says about its model server.
+	Meta Meta
+}
+
+// Meta is the model-server metadata of a pod, as written (empty when
+// unset): the engine-type label, the metrics port (headroom.dev/metrics-port,
+// else prometheus.io/port) and the prometheus.io/path annotation.
+type Meta struct {
+	Engine, MetricsPort, MetricsPath string
+}
+
+// metaOf keeps the few keys the agent reads from a sandbox.
+func metaOf(sb *runtimeapi.PodSandbox) Meta {
+	ann := sb.GetAnnotations()
+	port := ann[AnnotationMetricsPort]
+	if port == "" {
+		port = ann[AnnotationPromPort]
+	}
+	return Meta{Engine: sb.GetLabels()[LabelEngineType], MetricsPort: port, MetricsPath: ann[AnnotationPromPath]}
 }
 
 // View is the runtime's answer at one refresh; never modified once
@@ -141,7 +170,7 @@ func (c *Client) fetch(ctx context.Context) error {
 			return err
 		}
 		live[sb.GetId()] = true
-		pods = append(pods, Pod{UID: md.GetUid(), Namespace: md.GetNamespace(), Name: md.GetName(), SandboxID: sb.GetId(), IP: ip})
+		pods = append(pods, Pod{UID: md.GetUid(), Namespace: md.GetNamespace(), Name: md.GetName(), SandboxID: sb.GetId(), IP: ip, Meta: metaOf(sb)})
 	}
 	for id := range c.ips {
 		if !live[id] {

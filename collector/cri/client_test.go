@@ -48,6 +48,10 @@ func TestViewOfPodsAndContainers(t *testing.T) {
 	r.AddContainer("uid-vllm", "c-proxy", "istio-proxy", true)
 	r.AddContainer("uid-vllm", "c-init", "init", false)
 	r.AddPod("uid-host", "kube-system", "exporter", "", map[string]string{"exporter": "c-exp"})
+	r.SetPodMeta("uid-vllm",
+		map[string]string{LabelEngineType: "sglang", "app": "llm", "io.kubernetes.pod.uid": "uid-vllm"},
+		map[string]string{AnnotationMetricsPort: "30000", AnnotationPromPort: "8000", AnnotationPromPath: "/stats", "kubectl.kubernetes.io/last-applied-configuration": "{}"})
+	r.SetPodMeta("uid-host", nil, map[string]string{AnnotationPromPort: "9100"})
 	r.AddSandbox("uid-gone", "llm", "old", "10.0.0.9", false)
 	r.AddContainer("uid-gone", "c-old", "vllm", true)
 
@@ -73,6 +77,14 @@ func TestViewOfPodsAndContainers(t *testing.T) {
 	}
 	if p, _ := v.Pod("uid-host"); p.IP != "" {
 		t.Errorf("host-network pod IP = %q, want empty", p.IP)
+	}
+	// Only the model-server keys are kept; headroom's port annotation
+	// wins over prometheus.io's.
+	if want := (Meta{Engine: "sglang", MetricsPort: "30000", MetricsPath: "/stats"}); p.Meta != want {
+		t.Errorf("vllm pod meta = %+v, want %+v", p.Meta, want)
+	}
+	if p, _ := v.Pod("uid-host"); p.Meta != (Meta{MetricsPort: "9100"}) {
+		t.Errorf("host pod meta = %+v, want the prometheus.io port", p.Meta)
 	}
 }
 

@@ -3,7 +3,10 @@ package pods
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/cgroups"
@@ -71,27 +74,69 @@ func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, stale boo
 	if in.runtime == nil {
 		return a, stale
 	}
+	assigned := assignedGPUs(a.Owners)
 	for uid := range gpuPods {
 		pod, ok := in.runtime.Pod(uid)
 		if !ok {
 			continue
 		}
-		sp := snapshot.Pod{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, IP: pod.IP}
-		for _, c := range pod.Containers {
-			sc := snapshot.Container{Name: c.Name, ID: c.ID, Sidecar: in.sidecars[c.Name], Memory: in.memory[c.ID], GPUs: use[c.ID]}
-			if sc.Sidecar {
-				for _, u := range use[c.ID] {
-					a.MeshVRAM += u.Memory
-				}
-			}
-			sp.Containers = append(sp.Containers, sc)
-		}
+		sp, meshVRAM := buildPod(pod, assigned[[2]string{pod.Namespace, pod.Name}], use, in)
+		a.MeshVRAM += meshVRAM
 		a.Pods = append(a.Pods, sp)
 	}
 	slices.SortFunc(a.Pods, func(x, y snapshot.Pod) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
 	return a, stale
+}
+
+// buildPod makes the snapshot pod of a runtime pod: its containers with
+// their memory and GPU use, its GPUs (assigned plus used, sorted) and its
+// model-server metadata. meshVRAM is what its sidecars hold.
+func buildPod(pod cri.Pod, assigned []string, use map[string]map[string]snapshot.GPUUse, in joinInput) (sp snapshot.Pod, meshVRAM uint64) {
+	sp = snapshot.Pod{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, IP: pod.IP,
+		Engine: pod.Meta.Engine, MetricsPort: port(pod.Meta.MetricsPort), MetricsPath: pod.Meta.MetricsPath}
+	gpuSet := map[string]bool{}
+	for _, g := range assigned {
+		gpuSet[g] = true
+	}
+	for _, c := range pod.Containers {
+		for g := range use[c.ID] {
+			gpuSet[g] = true
+		}
+		sc := snapshot.Container{Name: c.Name, ID: c.ID, Sidecar: in.sidecars[c.Name], Memory: in.memory[c.ID], GPUs: use[c.ID]}
+		if sc.Sidecar {
+			for _, u := range use[c.ID] {
+				meshVRAM += u.Memory
+			}
+		}
+		sp.Containers = append(sp.Containers, sc)
+	}
+	sp.GPUs = slices.Sorted(maps.Keys(gpuSet))
+	return sp, meshVRAM
+}
+
+// assignedGPUs inverts the owners: namespace and pod → GPU UUIDs.
+func assignedGPUs(owners map[string][]snapshot.Owner) map[[2]string][]string {
+	out := map[[2]string][]string{}
+	for uuid, os := range owners {
+		for _, o := range os {
+			k := [2]string{o.Namespace, o.Pod}
+			if !slices.Contains(out[k], uuid) {
+				out[k] = append(out[k], uuid)
+			}
+		}
+	}
+	return out
+}
+
+// port reads a metrics-port annotation; 0 when unset or not a port.
+func port(s string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > 65535 {
+		return 0
+	}
+	return n
 }
 
 // assignedPods returns the UIDs of pods the kubelet assigned a GPU to.

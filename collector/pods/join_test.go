@@ -2,6 +2,7 @@ package pods
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,6 +90,11 @@ func TestJoin(t *testing.T) {
 	if u := a.Pods[1].Containers[0].GPUs[g1]; u.Memory != 7 || u.Contexts != 1 {
 		t.Errorf("pod b on GPU 1 = %+v", u)
 	}
+	for i, want := range [][]string{{g0}, {g1}, {g1}} {
+		if !slices.Equal(a.Pods[i].GPUs, want) {
+			t.Errorf("pod %s GPUs = %v, want %v", a.Pods[i].Name, a.Pods[i].GPUs, want)
+		}
+	}
 }
 
 func TestJoinBeforeTheViews(t *testing.T) {
@@ -97,5 +103,41 @@ func TestJoinBeforeTheViews(t *testing.T) {
 	a, stale := join(gs, joinInput{resolve: func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "u", ContainerID: "c"}, nil }})
 	if !stale || len(a.Pods) != 0 || a.UnattributedProcesses != 6 {
 		t.Errorf("without views: stale=%v attribution=%+v", stale, a)
+	}
+}
+
+// TestJoinPodGPUsAndMeta: a pod's GPUs are the ones assigned to it plus
+// the ones its processes use, sorted; its model-server labels and
+// annotations are carried over.
+func TestJoinPodGPUsAndMeta(t *testing.T) {
+	t.Parallel()
+	alloc := &podresources.View{Assignments: []podresources.Assignment{
+		{Namespace: "ml", Pod: "a", Container: "app", Device: ref(t, g1)},
+		{Namespace: "ml", Pod: "b", Container: "app", Device: ref(t, g0)},
+	}}
+	rt := cri.NewView(time.Now(), []cri.Pod{
+		{UID: "ua", Namespace: "ml", Name: "a", IP: "10.0.0.1", Containers: []cri.Container{{ID: "ca", Name: "app"}},
+			Meta: cri.Meta{Engine: "sglang", MetricsPort: "30000", MetricsPath: "/stats"}},
+		{UID: "ub", Namespace: "ml", Name: "b", IP: "10.0.0.2", Containers: []cri.Container{{ID: "cb", Name: "app"}},
+			Meta: cri.Meta{MetricsPort: "http"}},
+	})
+	gs := []snapshot.GPU{
+		{Index: 0, UUID: g0, Processes: []snapshot.Process{{PID: 1, UsedMemory: 1}}},
+		{Index: 1, UUID: g1, Processes: []snapshot.Process{{PID: 2, UsedMemory: 1}}},
+	}
+	resolve := func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "ua", ContainerID: "ca"}, nil }
+	a, _ := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve})
+	if len(a.Pods) != 2 {
+		t.Fatalf("pods %+v", a.Pods)
+	}
+	pa, pb := a.Pods[0], a.Pods[1]
+	if !slices.Equal(pa.GPUs, []string{g0, g1}) {
+		t.Errorf("pod a GPUs = %v, want its process's GPU 0 and its assigned GPU 1, sorted", pa.GPUs)
+	}
+	if pa.Engine != "sglang" || pa.MetricsPort != 30000 || pa.MetricsPath != "/stats" {
+		t.Errorf("pod a meta = %q %d %q", pa.Engine, pa.MetricsPort, pa.MetricsPath)
+	}
+	if !slices.Equal(pb.GPUs, []string{g0}) || pb.MetricsPort != 0 {
+		t.Errorf("pod b: GPUs %v (want the assigned GPU 0), port %d (want 0 for a non-numeric annotation)", pb.GPUs, pb.MetricsPort)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -52,6 +53,21 @@ func (r *Runtime) AddSandbox(uid, namespace, name, ip string, ready bool) {
 	r.sandboxes = append(r.sandboxes, &runtimeapi.PodSandbox{Id: id, State: state,
 		Metadata: &runtimeapi.PodSandboxMetadata{Uid: uid, Namespace: namespace, Name: name}})
 	r.ips[id] = ip
+}
+
+// SetPodMeta sets the labels and annotations of a pod's sandbox, as the
+// kubelet copies them from the pod.
+func (r *Runtime) SetPodMeta(uid string, labels, annotations map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, sb := range r.sandboxes {
+		if sb.GetMetadata().GetUid() == uid {
+			// A new message: one already answered may be being marshalled.
+			sb = proto.CloneOf(sb)
+			sb.Labels, sb.Annotations = labels, annotations
+			r.sandboxes[i] = sb
+		}
+	}
 }
 
 // AddContainer adds a running or exited container to a pod's sandbox.

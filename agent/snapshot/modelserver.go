@@ -1,0 +1,45 @@
+package snapshot
+
+import "time"
+
+// ModelServer is the latest reading of one pod's (or standalone
+// endpoint's) model-server metrics. The model-server source scrapes on its
+// own, faster clock; the copy in a snapshot is the newest one at the tick.
+type ModelServer struct {
+	// Engine is vllm, sglang, trtllm or triton.
+	Engine string
+	// URL is the metrics URL scraped.
+	URL string
+	// SampleTime is when the last successful scrape completed (zero: never).
+	SampleTime time.Time
+	// StaleSince is when scrapes started failing (zero: fresh).
+	StaleSince time.Time
+	// Err is the last scrape's error; empty on success.
+	Err string
+	// Stats are the values of the last successful scrape.
+	Stats ModelServerStats
+}
+
+// Stale reports whether the last scrape failed.
+func (m *ModelServer) Stale() bool { return !m.StaleSince.IsZero() }
+
+// ModelServerStats are the load signals routing uses. A field the engine
+// does not export is left at its zero value with its Has* bit unset.
+type ModelServerStats struct {
+	// Waiting and Running are requests queued and in the running batch.
+	Waiting, Running float64
+	// KVCacheUsage is the fraction of KV-cache blocks in use, 0–1.
+	KVCacheUsage    float64
+	HasKVCacheUsage bool
+	// LoRA is the adapter state (vLLM); nil when the engine has none.
+	LoRA *LoRAState
+}
+
+// LoRAState lists the LoRA adapters a server has loaded.
+type LoRAState struct {
+	// Running and Waiting name the adapters of running and waiting
+	// requests.
+	Running, Waiting []string
+	// MaxAdapters is how many adapters fit at once.
+	MaxAdapters int
+}

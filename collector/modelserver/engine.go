@@ -1,0 +1,346 @@
+package modelserver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/headroom-dev/headroom/agent/snapshot"
+)
+
+// Engine names a model server's metric dialect.
+type Engine string
+
+// The engines whose metrics the source reads.
+const (
+	VLLM   Engine = "vllm"
+	SGLang Engine = "sglang"
+	TRTLLM Engine = "trtllm" // trtllm-serve
+	Triton Engine = "triton" // Triton Inference Server's TensorRT-LLM backend
+)
+
+// Engines lists the engines in documentation order.
+func Engines() []Engine { return []Engine{VLLM, SGLang, TRTLLM, Triton} }
+
+// ParseEngine maps an engine name to its Engine. Besides the four names it
+// accepts the spellings of llm-d's engine-type label (trtllm-serve,
+// triton-tensorrt-llm).
+func ParseEngine(s string) (Engine, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "vllm":
+		return VLLM, true
+	case "sglang":
+		return SGLang, true
+	case "trtllm", "trtllm-serve", "tensorrt-llm":
+		return TRTLLM, true
+	case "triton", "triton-tensorrt-llm":
+		return Triton, true
+	}
+	return "", false
+}
+
+// DefaultPath is the metrics path an engine serves when nothing says
+// otherwise: trtllm-serve serves Prometheus text on /prometheus/metrics
+// (its /metrics is JSON iteration stats), the others on /metrics.
+func (e Engine) DefaultPath() string {
+	if e == TRTLLM {
+		return "/prometheus/metrics"
+	}
+	return "/metrics"
+}
+
+// Metric names by engine.
+const (
+	vllmWaiting   = "vllm:num_requests_waiting"
+	vllmRunning   = "vllm:num_requests_running"
+	vllmKV        = "vllm:kv_cache_usage_perc"
+	vllmKVOld     = "vllm:gpu_cache_usage_perc"
+	vllmLoRA      = "vllm:lora_requests_info"
+	sglangWaiting = "sglang:num_queue_reqs"
+	sglangRunning = "sglang:num_running_reqs"
+	sglangKV      = "sglang:token_usage"
+	trtWaiting    = "trtllm_num_requests_waiting"
+	trtRunning    = "trtllm_num_requests_running"
+	trtKV         = "trtllm_kv_cache_utilization"
+	tritonReqs    = "nv_trt_llm_request_metrics"
+	tritonKV      = "nv_trt_llm_kv_cache_block_metrics"
+)
+
+// families are the metric families each engine's extraction reads; every
+// other line of a response is dropped before parsing.
+var families = map[Engine][]string{
+	VLLM:   {vllmWaiting, vllmRunning, vllmKV, vllmKVOld, vllmLoRA},
+	SGLang: {sglangWaiting, sglangRunning, sglangKV},
+	TRTLLM: {trtWaiting, trtRunning, trtKV},
+	Triton: {tritonReqs, tritonKV},
+}
+
+// ErrNoMetrics means a response held none of the engine's queue metrics:
+// the wrong port, path or engine, or a server still starting.
+var ErrNoMetrics = errors.New("no known metrics in response")
+
+// parser parses one target's responses. It keeps its buffers between
+// scrapes and must not be used concurrently (a target has at most one
+// scrape in flight).
+type parser struct {
+	text     expfmt.TextParser
+	filtered []byte
+}
+
+func newParser() *parser {
+	return &parser{text: expfmt.NewTextParser(model.UTF8Validation)}
+}
+
+// parse extracts an engine's stats from a response body. contentType
+// selects the decoder: delimited protobuf when the server sent it,
+// otherwise the text parser (Prometheus text and OpenMetrics 1.0, whose
+// gauge lines are the same).
+func (p *parser) parse(e Engine, body []byte, contentType string) (snapshot.ModelServerStats, error) {
+	want, ok := families[e]
+	if !ok {
+		return snapshot.ModelServerStats{}, fmt.Errorf("unknown engine %q", e)
+	}
+	var fams map[string]*dto.MetricFamily
+	var err error
+	if isProto(contentType) {
+		fams, err = decodeProto(body, want)
+	} else {
+		p.filtered = filterLines(p.filtered[:0], body, want)
+		fams, err = p.text.TextToMetricFamilies(bytes.NewReader(p.filtered))
+	}
+	if err != nil {
+		return snapshot.ModelServerStats{}, fmt.Errorf("parse %s metrics: %w", e, err)
+	}
+	return extract(e, fams)
+}
+
+// isProto reports a delimited protobuf response (checked by prefix first:
+// parsing the content type allocates).
+func isProto(contentType string) bool {
+	return strings.HasPrefix(contentType, expfmt.ProtoType) &&
+		expfmt.Format(contentType).FormatType() == expfmt.TypeProtoDelim
+}
+
+// decodeProto reads delimited protobuf families, keeping the wanted ones.
+func decodeProto(body []byte, want []string) (map[string]*dto.MetricFamily, error) {
+	dec := expfmt.NewDecoder(bytes.NewReader(body), expfmt.FmtProtoDelim)
+	out := map[string]*dto.MetricFamily{}
+	for {
+		mf := &dto.MetricFamily{}
+		err := dec.Decode(mf)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(want, mf.GetName()) {
+			out[mf.GetName()] = mf
+		}
+	}
+}
+
+// filterLines appends to dst the lines of body that belong to the wanted
+// families: their samples and their HELP and TYPE comments. A model
+// server's exposition is mostly histograms the source never reads, so
+// the parser only sees the few lines that matter. Names are compared
+// without allocating.
+func filterLines(dst, body []byte, want []string) []byte {
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i+1], body[i+1:]
+		} else {
+			body = nil
+		}
+		if wanted(lineName(line), want) {
+			dst = append(dst, line...)
+			if line[len(line)-1] != '\n' {
+				dst = append(dst, '\n')
+			}
+		}
+	}
+	return dst
+}
+
+// lineName returns the metric name a line is about: the sample's name, or
+// the name of a HELP or TYPE comment; nil for other lines.
+func lineName(line []byte) []byte {
+	line = bytes.TrimLeft(line, " \t")
+	if len(line) > 0 && line[0] == '#' {
+		line = bytes.TrimLeft(line[1:], " \t")
+		if !bytes.HasPrefix(line, []byte("HELP")) && !bytes.HasPrefix(line, []byte("TYPE")) {
+			return nil
+		}
+		line = bytes.TrimLeft(line[4:], " \t")
+	}
+	end := bytes.IndexAny(line, "{ \t\r\n")
+	if end < 0 {
+		end = len(line)
+	}
+	return line[:end]
+}
+
+func wanted(name []byte, want []string) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, w := range want {
+		if string(name) == w {
+			return true
+		}
+	}
+	return false
+}
+
+// extract turns an engine's families into stats. Counts are summed over
+// the series (several models or data-parallel engines on one server); KV
+// usage is the fullest series.
+func extract(e Engine, fams map[string]*dto.MetricFamily) (snapshot.ModelServerStats, error) {
+	var st snapshot.ModelServerStats
+	var found bool
+	switch e {
+	case VLLM:
+		st.Waiting, found = sum(fams[vllmWaiting], nil)
+		var ok bool
+		st.Running, ok = sum(fams[vllmRunning], nil)
+		found = found || ok
+		st.KVCacheUsage, st.HasKVCacheUsage = maxOf(fams[vllmKV], nil)
+		if !st.HasKVCacheUsage {
+			st.KVCacheUsage, st.HasKVCacheUsage = maxOf(fams[vllmKVOld], nil)
+		}
+		st.LoRA = loraState(fams[vllmLoRA])
+	case SGLang:
+		found = fill(&st, fams[sglangWaiting], fams[sglangRunning], fams[sglangKV])
+	case TRTLLM:
+		found = fill(&st, fams[trtWaiting], fams[trtRunning], fams[trtKV])
+	case Triton:
+		found = fillTriton(&st, fams)
+	}
+	if !found {
+		return st, fmt.Errorf("%s: %w", e, ErrNoMetrics)
+	}
+	return st, nil
+}
+
+// fill reads the common waiting/running/KV shape.
+func fill(st *snapshot.ModelServerStats, waiting, running, kv *dto.MetricFamily) bool {
+	var w, r bool
+	st.Waiting, w = sum(waiting, nil)
+	st.Running, r = sum(running, nil)
+	st.KVCacheUsage, st.HasKVCacheUsage = maxOf(kv, nil)
+	return w || r
+}
+
+// fillTriton reads the TensorRT-LLM backend's labelled gauges. Running
+// requests are request_type="scheduled" (as the Inference Extension's
+// model-server protocol maps them), or "active" from backends without it.
+func fillTriton(st *snapshot.ModelServerStats, fams map[string]*dto.MetricFamily) bool {
+	reqs := fams[tritonReqs]
+	var w, r bool
+	st.Waiting, w = sum(reqs, labelIs("request_type", "waiting"))
+	st.Running, r = sum(reqs, labelIs("request_type", "scheduled"))
+	if !r {
+		st.Running, r = sum(reqs, labelIs("request_type", "active"))
+	}
+	st.KVCacheUsage, st.HasKVCacheUsage = maxOf(fams[tritonKV], labelIs("kv_cache_block_type", "fraction"))
+	return w || r
+}
+
+func labelIs(name, value string) func(*dto.Metric) bool {
+	return func(m *dto.Metric) bool { return label(m, name) == value }
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// value reads a gauge, untyped or counter sample; NaN for other types.
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	}
+	return math.NaN()
+}
+
+// sum adds the finite samples of f that match keep (nil: all); ok is
+// false when there are none.
+func sum(f *dto.MetricFamily, keep func(*dto.Metric) bool) (total float64, ok bool) {
+	for _, m := range f.GetMetric() {
+		if keep != nil && !keep(m) {
+			continue
+		}
+		if v := value(m); !math.IsNaN(v) && !math.IsInf(v, 0) {
+			total += v
+			ok = true
+		}
+	}
+	return total, ok
+}
+
+// maxOf is the largest finite sample of f that matches keep.
+func maxOf(f *dto.MetricFamily, keep func(*dto.Metric) bool) (largest float64, ok bool) {
+	for _, m := range f.GetMetric() {
+		if keep != nil && !keep(m) {
+			continue
+		}
+		if v := value(m); !math.IsNaN(v) && !math.IsInf(v, 0) && (!ok || v > largest) {
+			largest, ok = v, true
+		}
+	}
+	return largest, ok
+}
+
+// loraState reads vLLM's adapter info. vLLM keeps one series per label
+// combination it has ever had and sets the current one to the time, so
+// the newest value is the present state. nil when LoRA is off.
+func loraState(f *dto.MetricFamily) *snapshot.LoRAState {
+	var newest *dto.Metric
+	for _, m := range f.GetMetric() {
+		if v := value(m); !math.IsNaN(v) && (newest == nil || v > value(newest)) {
+			newest = m
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	st := &snapshot.LoRAState{
+		Running: splitNames(label(newest, "running_lora_adapters")),
+		Waiting: splitNames(label(newest, "waiting_lora_adapters")),
+	}
+	st.MaxAdapters, _ = strconv.Atoi(strings.TrimSpace(label(newest, "max_lora")))
+	if st.MaxAdapters == 0 && len(st.Running) == 0 && len(st.Waiting) == 0 {
+		return nil // LoRA off: vLLM still reports max_lora="0"
+	}
+	return st
+}
+
+// splitNames splits a comma-separated adapter list, trimming spaces.
+func splitNames(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

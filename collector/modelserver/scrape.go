@@ -1,0 +1,265 @@
+package modelserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/headroom-dev/headroom/agent/snapshot"
+)
+
+// MaxBodyBytes bounds a metrics response; a larger one is an error.
+const MaxBodyBytes = 4 << 20
+
+// acceptHeader asks for the text format, which every engine serves and
+// which is the cheapest to filter; protobuf is decoded if sent anyway.
+const acceptHeader = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
+
+// ErrBodyTooLarge marks a response over MaxBodyBytes.
+var ErrBodyTooLarge = fmt.Errorf("metrics response over %d bytes", MaxBodyBytes)
+
+// Table is an immutable map of the newest readings, keyed by pod UID
+// (Kubernetes) or "standalone/<name>".
+type Table map[string]*snapshot.ModelServer
+
+// targetSpec says what to scrape for one key.
+type targetSpec struct {
+	key, url string
+	engine   Engine
+}
+
+// target is one scraped endpoint. Its parser and buffer belong to the
+// scrape in flight; inFlight guarantees there is at most one.
+type target struct {
+	targetSpec
+	inFlight atomic.Bool
+	// reading is the newest reading; nil before the first scrape ends.
+	reading atomic.Pointer[snapshot.ModelServer]
+	parser  *parser
+	buf     bytes.Buffer
+}
+
+// scraper scrapes a set of targets in rounds on its own clock.
+type scraper struct {
+	client  *http.Client
+	timeout time.Duration
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	targets []*target // replaced, never modified in place
+
+	latest  atomic.Pointer[Table]
+	updated chan struct{}
+}
+
+func newScraper(timeout time.Duration, logger *slog.Logger) *scraper {
+	tr := &http.Transport{
+		Proxy:               nil, // pod IPs: never through a proxy
+		DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+		// Node-local traffic: compressing costs both ends CPU for nothing.
+		DisableCompression: true,
+	}
+	s := &scraper{client: &http.Client{Transport: tr}, timeout: timeout, logger: logger, updated: make(chan struct{}, 1)}
+	empty := Table{}
+	s.latest.Store(&empty)
+	return s
+}
+
+// setTargets replaces the target set. A target whose URL and engine are
+// unchanged keeps its state (and its last reading); a removed one is
+// dropped, and a scrape of it still in flight is discarded. It reports
+// whether the set changed.
+func (s *scraper) setTargets(specs []targetSpec) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := make(map[string]*target, len(s.targets))
+	for _, t := range s.targets {
+		old[t.key] = t
+	}
+	changed := len(specs) != len(s.targets)
+	next := make([]*target, 0, len(specs))
+	for _, sp := range specs {
+		if t, ok := old[sp.key]; ok && t.targetSpec == sp {
+			next = append(next, t)
+			continue
+		}
+		changed = true
+		next = append(next, &target{targetSpec: sp, parser: newParser()})
+	}
+	if changed {
+		s.targets = next
+	}
+	return changed
+}
+
+func (s *scraper) current() []*target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.targets
+}
+
+// run scrapes a round every interval until ctx ends. A round that overruns
+// delays the next one.
+func (s *scraper) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// roundGrace is how long past the timeout a round waits for scrapes
+// still returning (a cancelled request takes a moment to unwind) before
+// it publishes without them; they are published by a later round.
+const roundGrace = 50 * time.Millisecond
+
+// round scrapes every target not still in flight, all under one
+// deadline, then publishes the readings. It returns by the timeout (plus
+// a little grace) whatever the endpoints do.
+func (s *scraper) round(ctx context.Context) {
+	targets := s.current()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		if !t.inFlight.CompareAndSwap(false, true) {
+			continue // the previous scrape has not returned
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer t.inFlight.Store(false)
+			s.scrapeOne(ctx, t)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		timer := time.NewTimer(roundGrace)
+		select {
+		case <-done:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+	s.publish(targets)
+}
+
+// scrapeOne fetches and parses one target and stores its new reading. A
+// failure keeps the last good stats and sample time and marks it stale.
+func (s *scraper) scrapeOne(ctx context.Context, t *target) {
+	stats, err := s.fetch(ctx, t)
+	now := time.Now()
+	prev := t.reading.Load()
+	if err == nil {
+		t.reading.Store(&snapshot.ModelServer{Engine: string(t.engine), URL: t.url, SampleTime: now, Stats: stats})
+		if prev != nil && prev.Stale() {
+			s.logger.Info("model server answers again", "target", t.key, "url", t.url)
+		}
+		return
+	}
+	if prev != nil && prev.Stale() && prev.Err == err.Error() {
+		return // still failing the same way: nothing new to publish
+	}
+	next := &snapshot.ModelServer{Engine: string(t.engine), URL: t.url, StaleSince: now, Err: err.Error()}
+	if prev != nil {
+		next.SampleTime, next.Stats = prev.SampleTime, prev.Stats
+		if prev.Stale() {
+			next.StaleSince = prev.StaleSince
+		}
+	}
+	if prev == nil || !prev.Stale() {
+		s.logger.Warn("model server scrape failed; keeping its last reading", "target", t.key, "url", t.url, "err", err)
+	}
+	t.reading.Store(next)
+}
+
+// fetch GETs a target's metrics into its buffer and parses them.
+func (s *scraper) fetch(ctx context.Context, t *target) (snapshot.ModelServerStats, error) {
+	var none snapshot.ModelServerStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	if err != nil {
+		return none, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Accept", acceptHeader)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return none, fmt.Errorf("get: %w", unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return none, fmt.Errorf("get: status %s", resp.Status)
+	}
+	if resp.ContentLength > MaxBodyBytes {
+		return none, ErrBodyTooLarge
+	}
+	t.buf.Reset()
+	if _, err := t.buf.ReadFrom(io.LimitReader(resp.Body, MaxBodyBytes+1)); err != nil {
+		return none, fmt.Errorf("read body: %w", err)
+	}
+	defer t.shrink()
+	if t.buf.Len() > MaxBodyBytes {
+		return none, ErrBodyTooLarge
+	}
+	return t.parser.parse(t.engine, t.buf.Bytes(), resp.Header.Get("Content-Type"))
+}
+
+// shrink lets go of a buffer grown by an unusually large body.
+func (t *target) shrink() {
+	if t.buf.Cap() > 1<<20 {
+		t.buf = bytes.Buffer{}
+	}
+}
+
+// unwrapURL drops url.Error's repetition of method and URL (the log line
+// and the reading carry the URL already).
+func unwrapURL(err error) error {
+	if inner := errors.Unwrap(err); inner != nil {
+		return inner
+	}
+	return err
+}
+
+// publish stores the targets' readings as the newest table and signals
+// Updated when anything changed. It never blocks on the consumer.
+func (s *scraper) publish(targets []*target) {
+	prev := *s.latest.Load()
+	next := make(Table, len(targets))
+	changed := false
+	for _, t := range targets {
+		r := t.reading.Load()
+		if r == nil {
+			continue
+		}
+		next[t.key] = r
+		if prev[t.key] != r {
+			changed = true
+		}
+	}
+	if !changed && len(next) == len(prev) {
+		return
+	}
+	s.latest.Store(&next)
+	select {
+	case s.updated <- struct{}{}:
+	default:
+	}
+}

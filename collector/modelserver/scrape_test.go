@@ -1,0 +1,300 @@
+package modelserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Modes of a fakeServer.
+const (
+	modeServe       = iota // the fixture
+	modeHang               // never answers until the test ends or gives up
+	modeGarbage            // HTML
+	modeHuge               // over MaxBodyBytes, saying so in Content-Length
+	modeHugeChunked        // over MaxBodyBytes, chunked
+	mode500                // an error status
+)
+
+// fakeServer is a model server on loopback serving a fixture, switchable
+// into each way of failing.
+type fakeServer struct {
+	*httptest.Server
+	body     []byte
+	mode     atomic.Int32
+	requests atomic.Int64
+}
+
+func newFakeServer(t *testing.T, body []byte) *fakeServer {
+	t.Helper()
+	f := &fakeServer{body: body}
+	release := make(chan struct{})
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
+		switch f.mode.Load() {
+		case modeHang:
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case modeGarbage:
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html><body>oops</body></html>"))
+		case modeHuge, modeHugeChunked:
+			body := append(bytes.Repeat([]byte("# padding\n"), MaxBodyBytes/10), f.body...)
+			if f.mode.Load() == modeHuge {
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			}
+			_, _ = w.Write(body)
+		case mode500:
+			http.Error(w, "engine dead", http.StatusInternalServerError)
+		default:
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			_, _ = w.Write(f.body)
+		}
+	}))
+	t.Cleanup(func() { close(release); f.Close() })
+	return f
+}
+
+// newBenchServer serves body on loopback until the benchmark ends.
+func newBenchServer(b *testing.B, body []byte) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = w.Write(body)
+	}))
+	b.Cleanup(srv.Close)
+	return srv.URL + "/metrics"
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func testScraper(t *testing.T, timeout time.Duration) *scraper {
+	t.Helper()
+	s := newScraper(timeout, discard())
+	t.Cleanup(s.client.CloseIdleConnections)
+	return s
+}
+
+func TestScrapeEveryEngine(t *testing.T) {
+	t.Parallel()
+	s := testScraper(t, 2*time.Second)
+	var specs []targetSpec
+	for _, tc := range fixtureStats {
+		srv := newFakeServer(t, fixture(t, tc.file))
+		specs = append(specs, targetSpec{key: tc.file, url: srv.URL + "/metrics", engine: tc.engine})
+	}
+	s.setTargets(specs)
+	s.round(context.Background())
+	table := s.latest.Load()
+	for _, tc := range fixtureStats {
+		r := (*table)[tc.file]
+		if r == nil {
+			t.Errorf("%s: no reading", tc.file)
+			continue
+		}
+		if r.Stale() || r.Err != "" || r.SampleTime.IsZero() || r.Engine != string(tc.engine) {
+			t.Errorf("%s: reading %+v", tc.file, r)
+		}
+		if !reflect.DeepEqual(r.Stats, tc.want) {
+			t.Errorf("%s: stats %+v, want %+v", tc.file, r.Stats, tc.want)
+		}
+	}
+}
+
+// TestFailingTargetOnlyMarksItself: one endpoint hangs, answers garbage,
+// too much or an error; it goes stale with its last good reading kept,
+// and the others stay fresh. The round returns at the timeout (a test
+// that hung here would time out).
+func TestFailingTargetOnlyMarksItself(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		mode    int32
+		wantErr string
+	}{
+		{"hanging", modeHang, "deadline exceeded"},
+		{"garbage", modeGarbage, ErrNoMetrics.Error()},
+		{"oversized", modeHuge, ErrBodyTooLarge.Error()},
+		{"oversized chunked", modeHugeChunked, ErrBodyTooLarge.Error()},
+		{"status 500", mode500, "500"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// Generous: reading 4 MiB under the race detector on a
+			// loaded machine is slow. Only the hanging case waits it out.
+			timeout := 10 * time.Second
+			if tc.mode == modeHang {
+				timeout = 2 * time.Second
+			}
+			s := testScraper(t, timeout)
+			good, bad := newFakeServer(t, fixture(t, "vllm.prom")), newFakeServer(t, fixture(t, "sglang.prom"))
+			s.setTargets([]targetSpec{{key: "good", url: good.URL, engine: VLLM}, {key: "bad", url: bad.URL, engine: SGLang}})
+			ctx := context.Background()
+			s.round(ctx)
+			before := (*s.latest.Load())["bad"]
+			if before == nil || before.Stale() {
+				t.Fatalf("first round: %+v", before)
+			}
+
+			bad.mode.Store(tc.mode)
+			s.round(ctx)
+			table := *s.latest.Load()
+			after := table["bad"]
+			if !after.Stale() || !strings.Contains(after.Err, tc.wantErr) {
+				t.Errorf("bad target: stale since %v, err %q; want stale with %q", after.StaleSince, after.Err, tc.wantErr)
+			}
+			if after.SampleTime != before.SampleTime || !reflect.DeepEqual(after.Stats, before.Stats) {
+				t.Errorf("last good reading lost: %+v, was %+v", after, before)
+			}
+			if g := table["good"]; g.Stale() || g.Stats.Running != 21 {
+				t.Errorf("the good target suffered: %+v", g)
+			}
+		})
+	}
+}
+
+func TestRecovery(t *testing.T) {
+	t.Parallel()
+	s := testScraper(t, time.Second)
+	srv := newFakeServer(t, fixture(t, "trtllm.prom"))
+	s.setTargets([]targetSpec{{key: "k", url: srv.URL, engine: TRTLLM}})
+	ctx := context.Background()
+	read := func() (stale bool, since, sampled time.Time) {
+		r := (*s.latest.Load())["k"]
+		return r.Stale(), r.StaleSince, r.SampleTime
+	}
+	s.round(ctx)
+	_, _, first := read()
+
+	srv.mode.Store(mode500)
+	s.round(ctx)
+	s.round(ctx)
+	stale, since, sampled := read()
+	if !stale || sampled != first {
+		t.Fatalf("after failures: stale=%v sampled=%v (first %v)", stale, sampled, first)
+	}
+	s.round(ctx)
+	if _, again, _ := read(); again != since {
+		t.Errorf("StaleSince moved from %v to %v while still failing", since, again)
+	}
+
+	srv.mode.Store(modeServe)
+	s.round(ctx)
+	if stale, _, sampled := read(); stale || !sampled.After(first) {
+		t.Errorf("after recovery: stale=%v sampled=%v", stale, sampled)
+	}
+}
+
+// TestNoSecondScrapeWhileInFlight: a target whose scrape has not returned
+// is skipped by the next rounds.
+func TestNoSecondScrapeWhileInFlight(t *testing.T) {
+	t.Parallel()
+	s := testScraper(t, time.Second)
+	srv := newFakeServer(t, fixture(t, "vllm.prom"))
+	s.setTargets([]targetSpec{{key: "k", url: srv.URL, engine: VLLM}})
+	tg := s.current()[0]
+	tg.inFlight.Store(true) // as if a scrape were stuck
+	s.round(context.Background())
+	if n := srv.requests.Load(); n != 0 {
+		t.Errorf("%d requests to a target with a scrape in flight", n)
+	}
+	tg.inFlight.Store(false)
+	s.round(context.Background())
+	if n := srv.requests.Load(); n != 1 {
+		t.Errorf("%d requests once the scrape returned, want 1", n)
+	}
+}
+
+func TestTargetsComeAndGo(t *testing.T) {
+	t.Parallel()
+	s := testScraper(t, time.Second)
+	a, b := newFakeServer(t, fixture(t, "vllm.prom")), newFakeServer(t, fixture(t, "sglang.prom"))
+	specA, specB := targetSpec{key: "a", url: a.URL, engine: VLLM}, targetSpec{key: "b", url: b.URL, engine: SGLang}
+	ctx := context.Background()
+	if !s.setTargets([]targetSpec{specA}) {
+		t.Error("adding a target is a change")
+	}
+	s.round(ctx)
+	readingA := (*s.latest.Load())["a"]
+
+	if !s.setTargets([]targetSpec{specA, specB}) {
+		t.Error("adding a target is a change")
+	}
+	if s.setTargets([]targetSpec{specA, specB}) {
+		t.Error("the same set again is no change")
+	}
+	if s.current()[0].reading.Load() != readingA {
+		t.Error("an unchanged target lost its reading")
+	}
+	s.round(ctx)
+	if tb := *s.latest.Load(); tb["a"] == nil || tb["b"] == nil {
+		t.Fatalf("after adding b: %v", tb)
+	}
+
+	s.setTargets([]targetSpec{specB})
+	s.round(ctx)
+	if tb := *s.latest.Load(); tb["a"] != nil || tb["b"] == nil {
+		t.Errorf("after removing a: %v", tb)
+	}
+	// A changed URL is a new target: no reading carried over.
+	specB.url += "/other"
+	s.setTargets([]targetSpec{specB})
+	if s.current()[0].reading.Load() != nil {
+		t.Error("a target with a new URL kept the old URL's reading")
+	}
+}
+
+// TestUpdatedSignal: a round that changed something signals once, without
+// blocking on a reader that is not there; a round that changed nothing
+// does not.
+func TestUpdatedSignal(t *testing.T) {
+	t.Parallel()
+	s := testScraper(t, time.Second)
+	srv := newFakeServer(t, fixture(t, "vllm.prom"))
+	s.setTargets([]targetSpec{{key: "k", url: srv.URL, engine: VLLM}})
+	ctx := context.Background()
+	s.round(ctx)
+	s.round(ctx) // nobody reads: must not block
+	if n := len(s.updated); n != 1 {
+		t.Fatalf("%d signals pending, want 1", n)
+	}
+	<-s.updated
+	srv.mode.Store(mode500)
+	s.round(ctx) // goes stale: a change
+	if n := len(s.updated); n != 1 {
+		t.Fatalf("going stale: %d signals, want 1", n)
+	}
+	<-s.updated
+	s.round(ctx) // failing the same way: nothing new
+	if n := len(s.updated); n != 0 {
+		t.Errorf("an unchanged round signalled")
+	}
+	s.setTargets(nil)
+	s.round(ctx)
+	if n := len(s.updated); n != 1 || len(*s.latest.Load()) != 0 {
+		t.Errorf("removing the last target: %d signals, table %v", n, *s.latest.Load())
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	t.Parallel()
+	s := testScraper(t, time.Second)
+	tg := &target{targetSpec: targetSpec{key: "k", url: "http://127.0.0.1:1/metrics", engine: VLLM}, parser: newParser()}
+	if _, err := s.fetch(context.Background(), tg); err == nil {
+		t.Error("connection refused: no error")
+	}
+	tg.url = "::not a url"
+	if _, err := s.fetch(context.Background(), tg); err == nil || errors.Is(err, ErrNoMetrics) {
+		t.Errorf("bad URL: %v", err)
+	}
+}
