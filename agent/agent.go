@@ -14,6 +14,7 @@ import (
 
 	"github.com/headroom-dev/headroom/agent/exporter"
 	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector"
 )
 
@@ -31,6 +32,10 @@ type Agent struct {
 	sampler  *Sampler
 	metrics  *metricsHandler
 	listener net.Listener
+	// streamer and publisher send reports to the pickers; nil when
+	// streaming is off.
+	streamer  *stream.Streamer
+	publisher *publisher
 	// stopBackend ends the simulator's load pattern, if any.
 	stopBackend context.CancelFunc
 }
@@ -51,20 +56,32 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	if table == nil {
 		table = collector.Table()
 	}
-	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib, Pods: opts.Pods})
+	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib, Pods: opts.Pods, DCGM: opts.DCGM, ModelServer: opts.ModelServer})
 	runner := collector.NewRunner(sources, opts.CollectorDeadline(), logger)
 	sampler := NewSampler(runner, opts.NodeName, opts.Interval)
-	ln, err := net.Listen("tcp", opts.ListenAddress)
-	if err != nil {
+	a := &Agent{opts: opts, logger: logger, runner: runner, sampler: sampler, stopBackend: stop}
+	reg := runtimeRegistry()
+	if opts.Stream.Enabled() {
+		if a.streamer, err = stream.New(opts.Stream, logger.With("component", "stream")); err != nil {
+			stop()
+			_ = runner.Close()
+			return nil, err
+		}
+		reg.MustRegister(a.streamer.Metrics())
+		a.publisher = newPublisher(sampler.Latest, sources, a.streamer, opts.Interval)
+	}
+	if a.listener, err = net.Listen("tcp", opts.ListenAddress); err != nil {
 		stop()
 		_ = runner.Close()
 		return nil, fmt.Errorf("listen on %s: %w", opts.ListenAddress, err)
 	}
-	a := &Agent{
-		opts: opts, logger: logger, runner: runner, sampler: sampler, listener: ln, stopBackend: stop,
+	a.metrics = newMetricsHandler(sampler.Latest, opts.Interval, logger, exporter.New(sampler.Latest, Version), reg)
+	sampler.onPublish = func() {
+		if a.publisher != nil {
+			a.publisher.notify()
+		}
+		a.metrics.Prewarm()
 	}
-	a.metrics = newMetricsHandler(sampler.Latest, opts.Interval, logger, exporter.New(sampler.Latest, Version), runtimeRegistry())
-	sampler.onPublish = a.metrics.Prewarm
 	return a, nil
 }
 
@@ -92,8 +109,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.opts.DebugAddress != "" {
 		go a.serveDebug(ctx, a.opts.DebugAddress)
 	}
-	sampleDone := make(chan struct{})
+	sampleDone, streamDone := make(chan struct{}), make(chan struct{})
 	go func() { a.sampler.Run(ctx); close(sampleDone) }()
+	if a.streamer != nil {
+		go a.publisher.run(ctx)
+		go func() { a.streamer.Run(ctx); close(streamDone) }()
+	} else {
+		close(streamDone)
+	}
 	a.logger.Info("agent started", "node", a.opts.NodeName, "listen", a.Addr().String(),
 		"interval", a.opts.Interval, "collectors", a.opts.Enabled(), "gpu_backend", a.opts.GPUBackend)
 
@@ -111,6 +134,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.stopBackend()
 	<-sampleDone
+	<-streamDone
 	if cerr := a.runner.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

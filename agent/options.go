@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/collector/dcgm"
+	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/pods"
 	"github.com/headroom-dev/headroom/sim/gpusim"
@@ -49,6 +52,12 @@ type Options struct {
 	LogFormat    string
 	// Pods configures the pods (attribution) collector.
 	Pods pods.Options
+	// DCGM configures the dcgm collector.
+	DCGM dcgm.Options
+	// ModelServer configures the modelserver collector.
+	ModelServer modelserver.Options
+	// Stream configures the report stream to the pickers.
+	Stream stream.Options
 	// Collectors, when non-nil, is exactly the set of collectors to run,
 	// whatever the --collector.* flags say (tests and the demo).
 	Collectors []string
@@ -74,6 +83,9 @@ func DefaultOptions() Options {
 		LogLevel:      "info",
 		LogFormat:     "text",
 		Pods:          pods.DefaultOptions(),
+		DCGM:          dcgm.DefaultOptions(),
+		ModelServer:   modelserver.DefaultOptions(),
+		Stream:        stream.DefaultOptions(),
 		table:         collector.Table(),
 	}
 }
@@ -92,6 +104,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 	o.Pods.AddFlags(fs)
+	o.DCGM.AddFlags(fs)
+	o.ModelServer.AddFlags(fs)
+	o.Stream.AddFlags(fs)
 	if o.table == nil {
 		o.table = collector.Table()
 	}
@@ -156,6 +171,19 @@ func (o *Options) Validate() error {
 		if err := o.Pods.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if slices.Contains(o.Enabled(), modelserver.Name) {
+		if err := o.ModelServer.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if slices.Contains(o.Enabled(), dcgm.Name) {
+		if err := o.DCGM.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := o.Stream.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.SimProcesses < 0 {
 		errs = append(errs, fmt.Errorf("--sim-processes %d is negative", o.SimProcesses))

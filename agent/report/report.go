@@ -1,0 +1,184 @@
+// Package report turns the agent's snapshot into the NodeReport it streams
+// to the pickers (proto/headroom/telemetry/v1). A report is always whole:
+// any single one is enough to route by. Model-server readings, which are
+// scraped on a faster clock than the GPUs are sampled, are overlaid from
+// the newest scrape round so a report is as fresh as its freshest source.
+package report
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/headroom-dev/headroom/agent/snapshot"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+// ModelServers returns the newest model-server reading of a pod, or nil to
+// keep the one in the snapshot.
+type ModelServers func(p *snapshot.Pod) *snapshot.ModelServer
+
+// Meta is what the stream adds to a snapshot.
+type Meta struct {
+	Instance string
+	Sequence uint64
+	Interval time.Duration
+}
+
+// Build returns the report of s. newer may be nil.
+func Build(s *snapshot.Snapshot, newer ModelServers, m Meta) *telemetryv1.NodeReport {
+	r := &telemetryv1.NodeReport{
+		Node:          s.Node,
+		AgentInstance: m.Instance,
+		Sequence:      m.Sequence,
+		IntervalNano:  int64(m.Interval),
+		Gpus:          make([]*telemetryv1.GPU, 0, len(s.GPUs)),
+	}
+	sample := s.Time
+	for i := range s.GPUs {
+		r.Gpus = append(r.Gpus, gpu(&s.GPUs[i]))
+	}
+	if a := s.Attribution; a != nil {
+		uids := podUIDs(a)
+		fillOwners(r.Gpus, s.GPUs, uids)
+		r.Pods = make([]*telemetryv1.Pod, 0, len(a.Pods))
+		for i := range a.Pods {
+			p := &a.Pods[i]
+			ms := p.ModelServer
+			if newer != nil {
+				if n := newer(p); n != nil {
+					ms = n
+				}
+			}
+			if ms != nil && ms.SampleTime.After(sample) {
+				sample = ms.SampleTime
+			}
+			r.Pods = append(r.Pods, pod(p, ms))
+		}
+		r.Mesh = mesh(a)
+	}
+	r.SampleTimeUnixNano = unixNano(sample)
+	return r
+}
+
+func gpu(g *snapshot.GPU) *telemetryv1.GPU {
+	out := &telemetryv1.GPU{
+		Index: int32(g.Index), Uuid: g.UUID, Name: g.Name,
+		Health:             health(g),
+		SmActive:           g.SMActive,
+		SmOccupancy:        g.SMOccupancy,
+		TemperatureCelsius: g.TemperatureCelsius,
+		PowerWatts:         g.PowerWatts,
+	}
+	if p := g.Profiling; p != nil {
+		if p.SMActive != nil {
+			out.SmActive = p.SMActive
+		}
+		if p.SMOccupancy != nil {
+			out.SmOccupancy = p.SMOccupancy
+		}
+	}
+	if m := g.Memory; m != nil {
+		out.MemoryTotalBytes, out.MemoryUsedBytes, out.MemoryFreeBytes = m.Total, m.Used, m.Free
+	}
+	if u := g.Utilization; u != nil {
+		out.Utilization, out.MemoryUtilization = &u.GPU, &u.Memory
+	}
+	if g.ThrottleReasons != nil {
+		out.ThrottleReasons = *g.ThrottleReasons
+	}
+	if len(g.Processes) > 0 {
+		// One backing array instead of one allocation per process.
+		backing := make([]telemetryv1.Process, len(g.Processes))
+		out.Processes = make([]*telemetryv1.Process, len(g.Processes))
+		for i, p := range g.Processes {
+			bp := &backing[i]
+			bp.Pid, bp.UsedMemoryBytes, bp.Container = p.PID, p.UsedMemory, p.Container
+			out.Processes[i] = bp
+		}
+	}
+	return out
+}
+
+func health(g *snapshot.GPU) *telemetryv1.GPUHealth {
+	h := &telemetryv1.GPUHealth{Lost: g.Lost}
+	if g.ECC != nil {
+		h.EccUncorrected = g.ECC.Uncorrected
+	}
+	if rr := g.RemappedRows; rr != nil {
+		h.RowRemapPending, h.RowRemapFailed = rr.Pending, rr.Failed
+	}
+	if len(g.XidErrors) > 0 {
+		for _, code := range slices.Sorted(maps.Keys(g.XidErrors)) {
+			h.XidErrors = append(h.XidErrors, &telemetryv1.XidCount{Code: code, Count: g.XidErrors[code]})
+		}
+	}
+	return h
+}
+
+// podUIDs maps namespace/name to UID, to name each process's pod by UID.
+func podUIDs(a *snapshot.Attribution) map[[2]string]string {
+	m := make(map[[2]string]string, len(a.Pods))
+	for _, p := range a.Pods {
+		m[[2]string{p.Namespace, p.Name}] = p.UID
+	}
+	return m
+}
+
+func fillOwners(out []*telemetryv1.GPU, gpus []snapshot.GPU, uids map[[2]string]string) {
+	for i := range gpus {
+		for j, p := range gpus[i].Processes {
+			if p.Pod != "" {
+				out[i].Processes[j].PodUid = uids[[2]string{p.Namespace, p.Pod}]
+			}
+		}
+	}
+}
+
+func pod(p *snapshot.Pod, ms *snapshot.ModelServer) *telemetryv1.Pod {
+	out := &telemetryv1.Pod{
+		Namespace: p.Namespace, Name: p.Name, Uid: p.UID, Ip: p.IP,
+		Port: uint32(p.Port), GpuUuids: p.GPUs,
+	}
+	if ms != nil {
+		out.ModelServer = modelServer(ms)
+	}
+	return out
+}
+
+func modelServer(ms *snapshot.ModelServer) *telemetryv1.ModelServer {
+	out := &telemetryv1.ModelServer{
+		Engine:             ms.Engine,
+		SampleTimeUnixNano: unixNano(ms.SampleTime),
+		Stale:              ms.Stale(),
+		WaitingRequests:    ms.Stats.Waiting,
+		RunningRequests:    ms.Stats.Running,
+	}
+	if ms.Stats.HasKVCacheUsage {
+		kv := ms.Stats.KVCacheUsage
+		out.KvCacheUsage = &kv
+	}
+	if l := ms.Stats.LoRA; l != nil {
+		out.Lora = &telemetryv1.LoRA{Running: l.Running, Waiting: l.Waiting, MaxAdapters: uint32(max(l.MaxAdapters, 0))}
+	}
+	return out
+}
+
+func mesh(a *snapshot.Attribution) *telemetryv1.MeshOverhead {
+	m := &telemetryv1.MeshOverhead{MeshVramBytes: a.MeshVRAM}
+	for _, p := range a.Pods {
+		for _, c := range p.Containers {
+			if c.Sidecar && c.Memory != nil {
+				m.SidecarMemoryBytes += c.Memory.WorkingSet
+			}
+		}
+	}
+	return m
+}
+
+func unixNano(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
