@@ -1,0 +1,161 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/headroom-dev/headroom/picker/auth"
+	"github.com/headroom-dev/headroom/picker/ingest"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+// Picker is one running headroom-picker.
+type Picker struct {
+	opts   Options
+	logger *slog.Logger
+	ingest *ingest.Server
+	grpc   *grpc.Server
+	http   *http.Server
+	ingLn  net.Listener
+	httpLn net.Listener
+}
+
+// New builds the picker and binds its listeners.
+func New(opts Options, logger *slog.Logger) (*Picker, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	authn, err := authenticator(opts, logger)
+	if err != nil {
+		return nil, err
+	}
+	srvOpts := append(ingest.GRPCOptions(opts.MaxReportBytes),
+		// Agents keep streams open for days: allow their keepalives.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}))
+	if opts.Auth != AuthInsecure {
+		cfg, err := serverTLS(opts)
+		if err != nil {
+			return nil, err
+		}
+		srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	p := &Picker{opts: opts, logger: logger}
+	p.ingest = ingest.NewServer(ingest.NewStore(opts.TTLIntervals, nil), authn, opts.Name, logger.With("component", "ingest"))
+	p.grpc = grpc.NewServer(srvOpts...)
+	telemetryv1.RegisterTelemetryServiceServer(p.grpc, p.ingest)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.ingest.Metrics())
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	p.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	if p.ingLn, err = net.Listen("tcp", opts.IngestAddress); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.IngestAddress, err)
+	}
+	if p.httpLn, err = net.Listen("tcp", opts.MetricsAddress); err != nil {
+		_ = p.ingLn.Close()
+		return nil, fmt.Errorf("listen on %s: %w", opts.MetricsAddress, err)
+	}
+	return p, nil
+}
+
+// IngestAddr and MetricsAddr are the bound addresses.
+func (p *Picker) IngestAddr() net.Addr  { return p.ingLn.Addr() }
+func (p *Picker) MetricsAddr() net.Addr { return p.httpLn.Addr() }
+
+// Store is the node store the ingest fills.
+func (p *Picker) Store() *ingest.Store { return p.ingest.Store() }
+
+// Run serves until ctx ends, then stops gracefully.
+func (p *Picker) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- p.grpc.Serve(p.ingLn) }()
+	go func() { errc <- p.http.Serve(p.httpLn) }()
+	p.logger.Info("picker started", "name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if serr := p.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	// Agent streams never end by themselves: Stop, not GracefulStop.
+	p.grpc.Stop()
+	return err
+}
+
+func authenticator(o Options, logger *slog.Logger) (auth.Authenticator, error) {
+	switch o.Auth {
+	case AuthMTLS:
+		return auth.MTLS{}, nil
+	case AuthInsecure:
+		logger.Warn("ingest accepts unauthenticated reports (insecure mode, loopback only)")
+		return auth.Insecure{}, nil
+	}
+	cfg, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for TokenReview: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for TokenReview: %w", err)
+	}
+	return auth.NewTokenReview(cs.AuthenticationV1().TokenReviews(), o.Token, logger.With("component", "auth"))
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return rest.InClusterConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", kubeconfig)
+}
+
+// serverTLS loads the serving certificate on every handshake (so a
+// rotated one is used) and, for mtls, requires verified client
+// certificates.
+func serverTLS(o Options) (*tls.Config, error) {
+	if _, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile); err != nil {
+		return nil, fmt.Errorf("ingest TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+			return &c, err
+		}}
+	if o.Auth == AuthMTLS {
+		pem, err := os.ReadFile(o.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s: no PEM certificates", o.ClientCAFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}

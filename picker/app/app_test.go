@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headroom-dev/headroom/agent/stream"
+	"github.com/headroom-dev/headroom/internal/testpki"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestMTLSPickerWithAgentStreamer runs the picker process as its main does
+// (mTLS, files on disk) and the agent's real streamer against it.
+func TestMTLSPickerWithAgentStreamer(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "headroom")
+	caFile := ca.WriteCA(t, dir)
+	o := DefaultOptions()
+	o.Name, o.IngestAddress, o.MetricsAddress, o.Auth = "picker-0", "127.0.0.1:0", "127.0.0.1:0", AuthMTLS
+	o.CertFile, o.KeyFile = testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
+	o.ClientCAFile = caFile
+	p, err := New(o, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	so := stream.DefaultOptions()
+	so.Addresses, so.CAFile = p.IngestAddr().String(), caFile
+	so.CertFile, so.KeyFile = testpki.WriteFiles(t, dir, "node-a", ca.Client(t, "node-a"))
+	s, err := stream.New(so, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	sdone := make(chan struct{})
+	go func() { s.Run(sctx); close(sdone) }()
+	defer func() { scancel(); <-sdone }()
+	s.Publish(&telemetryv1.NodeReport{Node: "node-a", AgentInstance: "x", Sequence: 1,
+		SampleTimeUnixNano: uint64(time.Now().UnixNano()), IntervalNano: int64(time.Minute)})
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if v, ok := p.Store().Node("node-a"); ok && v.Connected && !v.Stale {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node-a never reached the picker")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + p.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`headroom_picker_nodes{connected="true",state="fresh"} 1`,
+		`headroom_picker_reports_received_total 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"defaults need a certificate", func(*Options) {}, "needs --ingest.tls-cert-file"},
+		{"insecure off loopback", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, ":9004" }, "loopback"},
+		{"unknown auth", func(o *Options) { o.Auth = "none" }, "want token, mtls or insecure"},
+		{"mtls without CA", func(o *Options) { o.Auth, o.CertFile, o.KeyFile = AuthMTLS, "c", "k" }, "client-ca-file"},
+		{"bad TTL", func(o *Options) { o.Auth, o.IngestAddress, o.TTLIntervals = AuthInsecure, "127.0.0.1:1", 0 }, "ttl-intervals"},
+		{"insecure on loopback is fine", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "127.0.0.1:9004" }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.edit(&o)
+			err := o.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,121 @@
+// Package app is headroom-picker's process: its options, the telemetry
+// ingest server with its credentials, and the metrics and health
+// endpoints. The request path (ext_proc) joins it in picker/extproc.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/headroom-dev/headroom/picker/auth"
+	"github.com/headroom-dev/headroom/picker/ingest"
+)
+
+// Auth modes of the ingest server.
+const (
+	AuthToken    = "token"
+	AuthMTLS     = "mtls"
+	AuthInsecure = "insecure"
+)
+
+// Options configures the picker.
+type Options struct {
+	Name           string
+	IngestAddress  string
+	MetricsAddress string
+	// Auth is token, mtls or insecure.
+	Auth string
+	// CertFile and KeyFile are the ingest server's TLS certificate.
+	CertFile, KeyFile string
+	// ClientCAFile verifies agents' client certificates (mtls).
+	ClientCAFile string
+	// Kubeconfig is used for TokenReview outside a cluster (empty:
+	// in-cluster configuration).
+	Kubeconfig     string
+	Token          auth.TokenReviewOptions
+	TTLIntervals   int
+	MaxReportBytes int
+	LogLevel       string
+}
+
+// DefaultOptions returns the production defaults.
+func DefaultOptions() Options {
+	host, _ := os.Hostname()
+	return Options{
+		Name: host, IngestAddress: ":9004", MetricsAddress: ":9090", Auth: AuthToken,
+		Token: auth.DefaultTokenReviewOptions(), TTLIntervals: 3, MaxReportBytes: ingest.DefaultMaxReportBytes, LogLevel: "info",
+	}
+}
+
+// AddFlags registers the flags.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Name, "name", o.Name, "this replica's name, told to the agents (default: host name)")
+	fs.StringVar(&o.IngestAddress, "ingest.listen-address", o.IngestAddress, "address of the telemetry ingest (agents stream here)")
+	fs.StringVar(&o.MetricsAddress, "metrics.listen-address", o.MetricsAddress, "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&o.Auth, "ingest.auth", o.Auth, "how agents prove their node: token (ServiceAccount token + TokenReview), mtls (client certificate CN), insecure (loopback only)")
+	fs.StringVar(&o.CertFile, "ingest.tls-cert-file", o.CertFile, "the ingest server's TLS certificate")
+	fs.StringVar(&o.KeyFile, "ingest.tls-key-file", o.KeyFile, "the ingest server's TLS private key")
+	fs.StringVar(&o.ClientCAFile, "ingest.client-ca-file", o.ClientCAFile, "CA that signs the agents' client certificates (mtls)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig for TokenReview outside a cluster (empty: in-cluster)")
+	fs.IntVar(&o.TTLIntervals, "ingest.ttl-intervals", o.TTLIntervals, "a node whose report is older than this many of its agent's intervals is stale")
+	fs.IntVar(&o.MaxReportBytes, "ingest.max-report-bytes", o.MaxReportBytes, "largest report accepted")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	o.Token.AddFlags(fs)
+}
+
+// Validate checks the options and lists every problem.
+func (o *Options) Validate() error {
+	var errs []error
+	for _, a := range []struct{ flag, addr string }{{"--ingest.listen-address", o.IngestAddress}, {"--metrics.listen-address", o.MetricsAddress}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", a.flag, a.addr, err))
+		}
+	}
+	switch o.Auth {
+	case AuthToken, AuthMTLS:
+		if o.CertFile == "" || o.KeyFile == "" {
+			errs = append(errs, fmt.Errorf("--ingest.auth=%s needs --ingest.tls-cert-file and --ingest.tls-key-file", o.Auth))
+		}
+		if o.Auth == AuthMTLS && o.ClientCAFile == "" {
+			errs = append(errs, errors.New("--ingest.auth=mtls needs --ingest.client-ca-file"))
+		}
+		if o.Auth == AuthToken {
+			if err := o.Token.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	case AuthInsecure:
+		if !loopback(o.IngestAddress) {
+			errs = append(errs, fmt.Errorf("--ingest.auth=insecure listens only on loopback; --ingest.listen-address is %q", o.IngestAddress))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--ingest.auth %q: want token, mtls or insecure", o.Auth))
+	}
+	if o.TTLIntervals < 1 {
+		errs = append(errs, fmt.Errorf("--ingest.ttl-intervals %d: want at least 1", o.TTLIntervals))
+	}
+	if o.MaxReportBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("--ingest.max-report-bytes %d: want at least 1024", o.MaxReportBytes))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
