@@ -102,35 +102,7 @@ func TestTokenAuthWithRealAPIServer(t *testing.T) {
 	if _, ok := p.Store().Node("gpu-node-b"); ok {
 		t.Fatal("a refused report reached the store")
 	}
-	t.Run("the agent's streamer with a token file", func(t *testing.T) {
-		so := stream.DefaultOptions()
-		so.Addresses, so.CAFile = p.IngestAddr().String(), ca.WriteCA(t, dir)
-		so.TokenFile = filepath.Join(dir, "token")
-		if err := os.WriteFile(so.TokenFile, []byte(tokenA), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s, err := stream.New(so, discard())
-		if err != nil {
-			t.Fatal(err)
-		}
-		sctx, scancel := context.WithCancel(context.Background())
-		sdone := make(chan struct{})
-		go func() { s.Run(sctx); close(sdone) }()
-		defer func() { scancel(); <-sdone }()
-		r := report("gpu-node-a")
-		r.AgentInstance, r.Sequence = "streamer", 7
-		s.Publish(r)
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if v, ok := p.Store().Node("gpu-node-a"); ok && v.Report.GetSequence() == 7 && v.Connected {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the streamer's report never arrived")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	t.Run("the agent's streamer with a token file", func(t *testing.T) { streamWithTokenFile(t, p, ca, dir, tokenA) })
 }
 
 func tlsClient(t *testing.T, p *Picker, ca *testpki.CA) telemetryv1.TelemetryServiceClient {
@@ -173,5 +145,37 @@ func waitInvalid(t *testing.T, cs kubernetes.Interface, token string) {
 			t.Fatal("the API server still accepts the deleted pod's token")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// streamWithTokenFile runs the agent's real streamer with --picker.token-file
+// against p and waits for its report.
+func streamWithTokenFile(t *testing.T, p *Picker, ca *testpki.CA, dir, token string) {
+	so := stream.DefaultOptions()
+	so.Addresses, so.CAFile = p.IngestAddr().String(), ca.WriteCA(t, dir)
+	so.TokenFile = filepath.Join(dir, "token")
+	if err := os.WriteFile(so.TokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := stream.New(so, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	sdone := make(chan struct{})
+	go func() { s.Run(sctx); close(sdone) }()
+	defer func() { scancel(); <-sdone }()
+	r := &telemetryv1.NodeReport{Node: "gpu-node-a", SampleTimeUnixNano: uint64(time.Now().UnixNano()), IntervalNano: int64(time.Minute)}
+	r.AgentInstance, r.Sequence = "streamer", 7
+	s.Publish(r)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if v, ok := p.Store().Node("gpu-node-a"); ok && v.Report.GetSequence() == 7 && v.Connected {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the streamer's report never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
