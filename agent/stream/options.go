@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/headroom-dev/headroom/internal/loopback"
 	"net"
 	"strings"
 	"time"
@@ -101,7 +102,7 @@ func (o *Options) Validate() error {
 			errs = append(errs, errors.New("--picker.insecure cannot be combined with TLS or token flags"))
 		}
 		for _, t := range targets {
-			if !isLoopback(t.Host) {
+			if !loopback.Host(t.Host) {
 				errs = append(errs, fmt.Errorf("--picker.insecure allows only loopback pickers, not %q", t.Host))
 			}
 		}
@@ -113,11 +114,3 @@ func (o *Options) Validate() error {
 
 // Target is one configured picker address.
 type Target struct{ Host, Port string }
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

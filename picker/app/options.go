@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/headroom-dev/headroom/internal/loopback"
 	"log/slog"
 	"net"
 	"os"
@@ -89,7 +90,7 @@ func (o *Options) Validate() error {
 			}
 		}
 	case AuthInsecure:
-		if !loopback(o.IngestAddress) {
+		if !loopback.Address(o.IngestAddress) {
 			errs = append(errs, fmt.Errorf("--ingest.auth=insecure listens only on loopback; --ingest.listen-address is %q", o.IngestAddress))
 		}
 	default:
@@ -106,16 +107,4 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.LogLevel))
 	}
 	return errors.Join(errs...)
-}
-
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
