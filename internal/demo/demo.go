@@ -3,7 +3,8 @@
 // Package demo runs headroom on simulated GPUs in one process, with a live
 // terminal view of what the agent sees. At this stage it is one node: a
 // simulated DGX server under a moving load, read by a real agent over the
-// same NVML adapter a GPU node uses, and served as a Prometheus target.
+// same NVML adapter a GPU node uses, served as a Prometheus target and
+// streamed to one picker replica.
 package demo
 
 import (
@@ -16,7 +17,10 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent"
+	"github.com/headroom-dev/headroom/collector/dcgm"
+	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/collector/pods"
 	"github.com/headroom-dev/headroom/sim/gpusim"
 )
 
@@ -75,6 +79,9 @@ func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.L
 	ao.GPUBackend = agent.BackendSim
 	ao.SimProfile = o.Profile
 	ao.GPULibrary = gonvml.FromInterface(sim)
+	// The demo's pods have no model servers yet (their IPs lead nowhere),
+	// so the model-server collector would only log failed scrapes.
+	ao.Collectors = []string{nvml.Name, dcgm.Name, pods.Name}
 	node, err := startKubeNode(sim)
 	if err != nil {
 		return err
@@ -86,6 +93,11 @@ func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.L
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
+	pk, err := startPicker(ctx, logger)
+	if err != nil {
+		return err
+	}
+	ao.Stream.Addresses, ao.Stream.Insecure = pk.p.IngestAddr().String(), true
 	a, err := agent.New(ctx, ao, logger)
 	if err != nil {
 		return err
@@ -94,7 +106,8 @@ func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.L
 	go func() { done <- a.Run(ctx) }()
 	go drive(ctx, sim, o.Duration)
 
-	v := &view{out: out, tty: tty, addr: a.Addr().String(), total: o.Duration, start: time.Now()}
+	v := &view{out: out, tty: tty, addr: a.Addr().String(), total: o.Duration, start: time.Now(),
+		picker: func() string { return pk.status(ao.NodeName) }}
 	t := time.NewTicker(o.Refresh)
 	defer t.Stop()
 	for running := true; running; {
@@ -107,5 +120,5 @@ func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.L
 	}
 	err = <-done
 	v.summary(a.Latest())
-	return err
+	return errors.Join(err, <-pk.done)
 }

@@ -20,6 +20,8 @@ type view struct {
 	total time.Duration
 	start time.Time
 	drawn int
+	// picker describes what the picker holds; nil: no picker.
+	picker func() string
 }
 
 func (v *view) draw(s *snapshot.Snapshot) {
@@ -68,6 +70,9 @@ func (v *view) table(s *snapshot.Snapshot) {
 		fmt.Fprintf(v.out, "\ncollector %s: %s (%s)", st.Name, state, st.Duration.Round(time.Microsecond))
 	}
 	fmt.Fprintln(v.out)
+	if v.picker != nil {
+		fmt.Fprintf(v.out, "\n%s\n", v.picker())
+	}
 }
 
 // owners names the pods the kubelet assigned a GPU to.
