@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/keepalive"
 
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
@@ -35,7 +36,10 @@ func (s *Streamer) newReplica(ctx context.Context, addr, host string) (*replica,
 	bo.BaseDelay = 250 * time.Millisecond
 	bo.MaxDelay = s.opts.MaxBackoff
 	opts := append(slices.Clone(s.dialOpts(host)),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}))
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}),
+		// Find a picker that vanished without closing (power loss, a
+		// partition) in seconds rather than TCP's quarter of an hour.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}))
 	conn, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, err
@@ -63,24 +67,25 @@ func (r *replica) fromAny(targets []Target) bool {
 }
 
 // run keeps a stream open until the replica is stopped, backing off with
-// jitter between failed attempts.
+// jitter between failed attempts. Its series are dropped when it ends.
 func (r *replica) run() {
 	defer r.conn.Close()
+	defer r.s.metrics.forget(r.addr)
 	m := r.s.metrics
 	attempt := 0
 	for r.ctx.Err() == nil {
-		start := time.Now()
-		err := r.session()
-		m.setConnected(r.addr, false)
+		acked, err := r.session()
 		if r.ctx.Err() != nil {
 			return
 		}
+		m.setConnected(r.addr, false)
 		m.streamErrors.WithLabelValues(r.addr).Inc()
-		if time.Since(start) > healthyStream {
+		r.s.resolveSoon() // a replica that went away may have a new address
+		if !acked.IsZero() && time.Since(acked) > healthyStream {
 			attempt = 0
 		}
 		if attempt == 0 {
-			r.s.logger.Warn("picker stream ended; reconnecting", "picker", r.addr, "err", err)
+			r.s.logger.Warn("picker stream failed; reconnecting", "picker", r.addr, "err", err)
 		} else {
 			r.s.logger.Debug("picker stream attempt failed", "picker", r.addr, "attempt", attempt, "err", err)
 		}
@@ -94,15 +99,20 @@ func (r *replica) run() {
 }
 
 // session runs one stream: it sends the newest report at once and then
-// every newer one, until the stream fails or the replica stops.
-func (r *replica) session() error {
+// every newer one, until the stream fails or the replica stops. It returns
+// when the picker acknowledged the stream (zero: it never did). The RPC
+// fails fast when the connection cannot be made (TLS or dial errors show
+// up as the stream's error, logged and counted), and the receive goroutine
+// has ended when it returns.
+func (r *replica) session() (acked time.Time, err error) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
-	st, err := r.client.Stream(ctx, grpc.WaitForReady(true))
+	st, err := r.client.Stream(ctx)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	recvErr := make(chan error, 1)
+	ackedAt := make(chan time.Time, 1)
 	go func() {
 		for first := true; ; first = false {
 			ack, err := st.Recv()
@@ -111,19 +121,35 @@ func (r *replica) session() error {
 				cancel()
 				return
 			}
-			if first {
+			if first && r.ctx.Err() == nil {
+				ackedAt <- time.Now()
 				r.s.metrics.setConnected(r.addr, true)
 				r.s.logger.Info("picker accepted the report stream", "picker", r.addr, "replica", ack.GetPicker())
 			}
 		}
 	}()
+	err = r.sendLoop(ctx, st, recvErr)
+	cancel()
+	if e := <-recvErr; err == nil || errors.Is(err, context.Canceled) {
+		err = e
+	}
+	select {
+	case acked = <-ackedAt:
+	default:
+	}
+	return acked, err
+}
+
+// sendLoop sends the newest report whenever there is a newer one. It ends
+// with nil when the stream's context ends, or with a send error.
+func (r *replica) sendLoop(ctx context.Context, st grpc.BidiStreamingClient[telemetryv1.NodeReport, telemetryv1.StreamAck], recvErr <-chan error) error {
 	var sent *outgoing
 	m := r.s.metrics
 	for {
 		if o := r.s.latest.Load(); o != nil && o != sent {
 			if err := st.Send(o.report); err != nil {
 				if errors.Is(err, io.EOF) { // the picker ended the stream: its status comes from Recv
-					return <-recvErr
+					return nil
 				}
 				return err
 			}
@@ -134,18 +160,18 @@ func (r *replica) session() error {
 		select {
 		case <-r.wakeCh:
 		case <-ctx.Done():
-			select {
-			case err := <-recvErr:
-				return err
-			default:
-				return ctx.Err()
-			}
+			return nil
 		}
 	}
 }
 
-// delay is gRPC's exponential backoff with jitter for the attempt'th retry.
+// delay is gRPC's exponential backoff with jitter for the attempt'th
+// retry; the first retry is drawn from the whole base interval, so agents
+// that lost the same picker at once do not come back at once.
 func delay(c backoff.Config, attempt int) time.Duration {
+	if attempt == 0 {
+		return time.Duration(rand.Int64N(int64(c.BaseDelay) + 1))
+	}
 	d := float64(c.BaseDelay)
 	for i := 0; i < attempt && d < float64(c.MaxDelay); i++ {
 		d *= c.Multiplier

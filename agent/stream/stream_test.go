@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/headroom-dev/headroom/internal/testpki"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
@@ -57,6 +61,10 @@ func TestReplicaLeavesDNS(t *testing.T) {
 	eventually(t, "b's stream closed after re-resolution", func() bool { v, _ := b.srv.Store().Node("node-a"); return !v.Connected })
 	if got := s.Replicas(); len(got) != 1 || got[0] != a.addr {
 		t.Fatalf("replicas %v", got)
+	}
+	eventually(t, "b's series dropped", func() bool { return !seriesFor(t, s, b.addr) })
+	if !seriesFor(t, s, a.addr) {
+		t.Fatal("a's series are gone too")
 	}
 	// A failing lookup keeps the current streams.
 	r.set()
@@ -120,4 +128,43 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// seriesFor reports whether any of the streamer's series names addr.
+func seriesFor(t *testing.T, s *Streamer, addr string) bool {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Metrics())
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == addr {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// A picker whose certificate the agent cannot verify is a logged, counted
+// stream failure, not a silent wait.
+func TestTLSFailureIsCounted(t *testing.T) {
+	p := newPKI(t)
+	a := startPicker(t, p, "127.0.0.1", 0)
+	o := p.agentOptions(t, "node-a", a.port(t))
+	o.CAFile = testpki.NewCA(t, "someone-else").WriteCA(t, t.TempDir())
+	r := &resolver{}
+	r.set("127.0.0.1")
+	s := startAgent(t, o, r)
+	s.Publish(nodeReport("node-a", 1))
+	eventually(t, "a counted stream error", func() bool {
+		return testutil.ToFloat64(s.Metrics().streamErrors.WithLabelValues(a.addr)) >= 1
+	})
+	if a.sequence("node-a") != 0 {
+		t.Fatal("a report got through an unverified connection")
+	}
 }

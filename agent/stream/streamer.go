@@ -41,7 +41,12 @@ type Streamer struct {
 	mu       sync.Mutex
 	replicas map[string]*replica
 	wg       sync.WaitGroup
+	// resolveNow asks Run to resolve again before the interval is up.
+	resolveNow chan struct{}
 }
+
+// minResolveGap rate-limits the early re-resolutions stream failures ask for.
+const minResolveGap = time.Second
 
 // New returns a streamer for opts; it does nothing until Run.
 func New(opts Options, logger *slog.Logger) (*Streamer, error) {
@@ -56,7 +61,7 @@ func New(opts Options, logger *slog.Logger) (*Streamer, error) {
 	return &Streamer{
 		opts: opts, targets: targets, logger: logger, dialOpts: creds,
 		resolve: net.DefaultResolver.LookupHost, metrics: NewMetrics(),
-		replicas: make(map[string]*replica),
+		replicas: make(map[string]*replica), resolveNow: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -78,14 +83,29 @@ func (s *Streamer) Publish(r *telemetryv1.NodeReport) {
 	s.mu.Unlock()
 }
 
-// Run resolves the pickers now and every ResolveInterval, and keeps the
-// replicas' streams until ctx ends. It returns once every stream is closed.
+// resolveSoon asks for an early re-resolution (a stream failed: the
+// replica may have moved). It never blocks.
+func (s *Streamer) resolveSoon() {
+	select {
+	case s.resolveNow <- struct{}{}:
+	default:
+	}
+}
+
+// Run resolves the pickers now, every ResolveInterval and soon after a
+// stream fails (at most once a second), and keeps the replicas' streams
+// until ctx ends. It returns once every stream is closed.
 func (s *Streamer) Run(ctx context.Context) {
 	t := time.NewTicker(s.opts.ResolveInterval)
 	defer t.Stop()
 	for {
 		s.sync(ctx)
 		select {
+		case <-s.resolveNow:
+			select { // rate limit
+			case <-time.After(minResolveGap):
+			case <-ctx.Done():
+			}
 		case <-ctx.Done():
 			s.mu.Lock()
 			for addr, r := range s.replicas {
@@ -133,9 +153,8 @@ func (s *Streamer) sync(ctx context.Context) {
 	for addr, r := range s.replicas {
 		if _, ok := want[addr]; !ok && !r.fromAny(failed) {
 			s.logger.Info("picker replica gone from DNS; closing its stream", "picker", addr)
-			r.stop()
+			r.stop() // its goroutine drops its series on the way out
 			delete(s.replicas, addr)
-			s.metrics.forget(addr)
 		}
 	}
 	for addr, host := range want {

@@ -49,7 +49,10 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	}
 	srvOpts := append(ingest.GRPCOptions(opts.MaxReportBytes),
 		// Agents keep streams open for days: allow their keepalives.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}))
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Notice an agent that vanished without closing (its node died):
+		// its node stops counting as connected within a minute.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if opts.Auth != AuthInsecure {
 		cfg, err := serverTLS(opts)
 		if err != nil {
@@ -93,6 +96,7 @@ func (p *Picker) Run(ctx context.Context) error {
 	go func() { errc <- p.grpc.Serve(p.ingLn) }()
 	go func() { errc <- p.http.Serve(p.httpLn) }()
 	p.logger.Info("picker started", "name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth)
+	go p.prune(ctx)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -158,4 +162,23 @@ func serverTLS(o Options) (*tls.Config, error) {
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// pruneAfter is how long a node with no stream and no new report is kept
+// (nodes the autoscaler removed); well past any report's TTL.
+const pruneAfter = 10 * time.Minute
+
+func (p *Picker) prune(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := p.Store().Prune(pruneAfter); n > 0 {
+				p.logger.Info("forgot nodes with no agent stream and no report for a while", "nodes", n, "after", pruneAfter)
+			}
+		}
+	}
 }

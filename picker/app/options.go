@@ -88,6 +88,11 @@ func (o *Options) Validate() error {
 			if err := o.Token.Validate(); err != nil {
 				errs = append(errs, err)
 			}
+			// Any pod can mount a token for the picker's audience: without
+			// an allowlist, any workload could speak for its node.
+			if len(o.Token.ServiceAccounts) == 0 {
+				errs = append(errs, errors.New("--ingest.auth=token needs --auth.token.service-accounts (the agents' ServiceAccount, namespace/name)"))
+			}
 		}
 	case AuthInsecure:
 		if !loopback.Address(o.IngestAddress) {

@@ -16,6 +16,8 @@ package auth
 import (
 	"context"
 	"errors"
+	"regexp"
+	"time"
 )
 
 // Errors an Authenticator wraps; the ingest server maps them to gRPC codes.
@@ -26,14 +28,17 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 )
 
-// AnyNode is the Identity.Node of the insecure mode: the peer may report
-// for any node.
-const AnyNode = "*"
-
 // Identity is what a peer proved about itself.
 type Identity struct {
-	// Node is the node the peer may report for, or AnyNode.
+	// Node is the node the peer may report for.
 	Node string
+	// AnyNode lets the peer report for every node: the insecure mode only.
+	// It is a separate bit so that no node name (not even "*") can mean it.
+	AnyNode bool
+	// Expires is when the credentials stop being valid (zero: never); the
+	// ingest server ends a stream then, so the agent reconnects with its
+	// rotated token or certificate.
+	Expires time.Time
 	// Subject names the peer in logs (certificate CN, ServiceAccount).
 	Subject string
 	// Method is "mtls", "token" or "insecure".
@@ -42,7 +47,7 @@ type Identity struct {
 
 // Allows reports whether the identity may send a report for node.
 func (id Identity) Allows(node string) bool {
-	return node != "" && (id.Node == AnyNode || id.Node == node)
+	return node != "" && (id.AnyNode || (ValidNodeName(id.Node) && id.Node == node))
 }
 
 // Authenticator checks the credentials of an incoming stream. ctx is the
@@ -56,5 +61,15 @@ type Insecure struct{}
 
 // Authenticate implements Authenticator.
 func (Insecure) Authenticate(context.Context) (Identity, error) {
-	return Identity{Node: AnyNode, Subject: "anonymous", Method: "insecure"}, nil
+	return Identity{AnyNode: true, Subject: "anonymous", Method: "insecure"}, nil
+}
+
+// nodeName is a DNS subdomain (RFC 1123), as Kubernetes node names are;
+// upper case is allowed for standalone hosts' names.
+var nodeName = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$`)
+
+// ValidNodeName reports whether s can name a node: 1–253 characters of a
+// DNS subdomain. Wildcards and empty names cannot.
+func ValidNodeName(s string) bool {
+	return len(s) > 0 && len(s) <= 253 && nodeName.MatchString(s)
 }

@@ -28,9 +28,10 @@ func (MTLS) Authenticate(ctx context.Context) (Identity, error) {
 	if len(chains) == 0 || len(chains[0]) == 0 {
 		return Identity{}, fmt.Errorf("no verified client certificate: %w", ErrUnauthenticated)
 	}
-	cn := chains[0][0].Subject.CommonName
-	if cn == "" {
-		return Identity{}, fmt.Errorf("client certificate has no common name: %w", ErrPermissionDenied)
+	leaf := chains[0][0]
+	cn := leaf.Subject.CommonName
+	if !ValidNodeName(cn) {
+		return Identity{}, fmt.Errorf("client certificate common name %q is not a node name: %w", cn, ErrPermissionDenied)
 	}
-	return Identity{Node: cn, Subject: "cn=" + cn, Method: "mtls"}, nil
+	return Identity{Node: cn, Subject: "cn=" + cn, Method: "mtls", Expires: leaf.NotAfter}, nil
 }

@@ -119,7 +119,11 @@ type TokenReview struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	cache    *reviewCache
+	inflight chan struct{} // semaphore of TokenReview calls
 }
+
+// maxReviewsInFlight bounds concurrent TokenReview calls of one picker.
+const maxReviewsInFlight = 16
 
 // NewTokenReview returns a TokenReview authenticator. reviewer is usually
 // clientset.AuthenticationV1().TokenReviews().
@@ -140,6 +144,7 @@ func NewTokenReview(reviewer TokenReviewer, opts TokenReviewOptions, logger *slo
 		logger:   logger.With("authenticator", "token"),
 		now:      time.Now,
 		cache:    newReviewCache(opts.CacheSize),
+		inflight: make(chan struct{}, maxReviewsInFlight),
 	}
 	for _, sa := range opts.ServiceAccounts {
 		user, _ := serviceAccountUser(sa) // validated above
@@ -155,12 +160,25 @@ func (t *TokenReview) Authenticate(ctx context.Context) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
+	exp, ok := tokenExpiry(token)
+	if !ok {
+		// Not a JWT with an exp claim: no ServiceAccount token looks like
+		// that, so it costs the API server nothing.
+		return Identity{}, fmt.Errorf("bearer token is not a JWT with an expiry: %w", ErrUnauthenticated)
+	}
+	if !exp.After(t.now()) {
+		return Identity{}, fmt.Errorf("token expired at %s: %w", exp.UTC().Format(time.RFC3339), ErrUnauthenticated)
+	}
 	key := tokenKey(token)
-	return t.cache.do(ctx, key, t.now, func() result {
+	id, err := t.cache.do(ctx, key, t.now, func() result {
 		r := t.review(ctx, token)
 		t.store(key, r, token)
 		return r
 	})
+	if err == nil {
+		id.Expires = exp
+	}
+	return id, err
 }
 
 // store caches a finished review: rejections briefly, acceptances until
@@ -187,6 +205,14 @@ func (t *TokenReview) store(key tokenHash, r result, token string) {
 func (t *TokenReview) review(ctx context.Context, token string) result {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.Timeout)
 	defer cancel()
+	// Bound the reviews in flight: distinct tokens are not coalesced, and a
+	// stream of made-up ones must not become a flood on the API server.
+	select {
+	case t.inflight <- struct{}{}:
+		defer func() { <-t.inflight }()
+	case <-ctx.Done():
+		return result{err: fmt.Errorf("token review: too many in flight: %w: %w", ErrUnavailable, ctx.Err())}
+	}
 	req := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: t.opts.Audiences}}
 	resp, err := t.reviewer.Create(ctx, req, metav1.CreateOptions{})
 	if err != nil {
@@ -223,6 +249,9 @@ func (t *TokenReview) verdict(st authnv1.TokenReviewStatus) (Identity, error) {
 	pod := firstExtra(st.User.Extra, ExtraPodName)
 	if node == "" || pod == "" {
 		return Identity{}, fmt.Errorf("token of %q is not bound to a pod on a node: %w", user, ErrPermissionDenied)
+	}
+	if !ValidNodeName(node) {
+		return Identity{}, fmt.Errorf("token of %q names node %q, not a node name: %w", user, node, ErrPermissionDenied)
 	}
 	ns, _, _ := strings.Cut(strings.TrimPrefix(user, saUserPrefix), ":")
 	return Identity{Node: node, Subject: user + " pod=" + ns + "/" + pod, Method: "token"}, nil

@@ -134,7 +134,7 @@ func TestTokenReviewVerdict(t *testing.T) {
 			t.Parallel()
 			fr := &fakeReviewer{answer: func(string) (authnv1.TokenReviewStatus, error) { return tc.status, nil }}
 			tr, _ := newTestTokenReview(t, fr, func(o *TokenReviewOptions) { o.ServiceAccounts = []string{"headroom/agent"} })
-			id, err := tr.Authenticate(withToken("tok"))
+			id, err := tr.Authenticate(withToken(tok("tok")))
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
@@ -160,7 +160,7 @@ func TestTokenReviewBearer(t *testing.T) {
 		{"empty bearer", metadata.Pairs("authorization", "Bearer "), ErrUnauthenticated},
 		{"two values", metadata.Pairs("authorization", "Bearer a", "authorization", "Bearer b"), ErrUnauthenticated},
 		{"too long", metadata.Pairs("authorization", "Bearer "+string(make([]byte, maxTokenBytes+1))), ErrUnauthenticated},
-		{"lower-case scheme", metadata.Pairs("authorization", "bearer tok"), nil},
+		{"lower-case scheme", metadata.Pairs("authorization", "bearer "+tok("tok")), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,6 +184,31 @@ func jwtWithExp(exp time.Time) string {
 	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(fmt.Sprintf(`{"exp":%d,"sub":"x"}`, exp.Unix()))) + ".sig"
 }
 
+// tok is a JWT-shaped token named by sub that expires in 2100.
+func tok(sub string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(fmt.Sprintf(`{"exp":4102444800,"sub":%q}`, sub))) + ".sig"
+}
+
+// Tokens that cannot be ServiceAccount tokens cost the API server nothing.
+func TestTokenReviewRefusesWithoutReview(t *testing.T) {
+	t.Parallel()
+	fr := &fakeReviewer{answer: func(string) (authnv1.TokenReviewStatus, error) { return podBound(agentUser, "n"), nil }}
+	tr, clock := newTestTokenReview(t, fr, nil)
+	for name, token := range map[string]string{
+		"not a JWT":     "opaque",
+		"no exp claim":  "e30.e30.sig",
+		"expired token": jwtWithExp(clock.now().Add(-time.Second)),
+	} {
+		if _, err := tr.Authenticate(withToken(token)); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%s: err %v, want ErrUnauthenticated", name, err)
+		}
+	}
+	if fr.count() != 0 {
+		t.Fatalf("%d reviews, want none", fr.count())
+	}
+}
+
 func TestTokenReviewCacheLifetimes(t *testing.T) {
 	t.Parallel()
 	base := time.Unix(1_800_000_000, 0)
@@ -194,11 +219,11 @@ func TestTokenReviewCacheLifetimes(t *testing.T) {
 		err    error
 		reuse  time.Duration // the result is reused for this long, not beyond
 	}{
-		{"accepted, no exp: CacheTTL", "opaque", podBound(agentUser, "n"), nil, time.Minute},
+		{"accepted, far exp: CacheTTL", tok("far"), podBound(agentUser, "n"), nil, time.Minute},
 		{"accepted, exp sooner: exp", jwtWithExp(base.Add(20 * time.Second)), podBound(agentUser, "n"), nil, 20 * time.Second},
 		{"accepted, exp later: CacheTTL", jwtWithExp(base.Add(time.Hour)), podBound(agentUser, "n"), nil, time.Minute},
-		{"rejected: NegativeTTL", "bad", authnv1.TokenReviewStatus{}, nil, 10 * time.Second},
-		{"API error: not cached", "tok", authnv1.TokenReviewStatus{}, errors.New("connection refused"), 0},
+		{"rejected: NegativeTTL", tok("bad"), authnv1.TokenReviewStatus{}, nil, 10 * time.Second},
+		{"API error: not cached", tok("tok"), authnv1.TokenReviewStatus{}, errors.New("connection refused"), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,7 +242,14 @@ func TestTokenReviewCacheLifetimes(t *testing.T) {
 				}
 				clock.add(time.Second)
 			}
-			_, _ = tr.Authenticate(withToken(tc.token))
+			_, after := tr.Authenticate(withToken(tc.token))
+			if exp, ok := tokenExpiry(tc.token); ok && !exp.After(clock.now()) {
+				// Past its exp the token is refused without asking.
+				if fr.count() != 1 || !errors.Is(after, ErrUnauthenticated) {
+					t.Fatalf("after exp: %d reviews, err %v; want 1 and ErrUnauthenticated", fr.count(), after)
+				}
+				return
+			}
 			if fr.count() != 2 {
 				t.Fatalf("after expiry: %d reviews, want 2", fr.count())
 			}
@@ -234,8 +266,8 @@ func TestTokenReviewCacheEvicts(t *testing.T) {
 	t.Parallel()
 	fr := &fakeReviewer{answer: func(string) (authnv1.TokenReviewStatus, error) { return podBound(agentUser, "n"), nil }}
 	tr, _ := newTestTokenReview(t, fr, func(o *TokenReviewOptions) { o.CacheSize = 2 })
-	for _, tok := range []string{"a", "b", "a", "c", "a", "b"} {
-		if _, err := tr.Authenticate(withToken(tok)); err != nil {
+	for _, name := range []string{"a", "b", "a", "c", "a", "b"} {
+		if _, err := tr.Authenticate(withToken(tok(name))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -258,7 +290,7 @@ func TestTokenReviewCoalesces(t *testing.T) {
 	errs := make(chan error, callers)
 	for range callers {
 		wg.Go(func() {
-			id, err := tr.Authenticate(withToken("shared"))
+			id, err := tr.Authenticate(withToken(tok("shared")))
 			if err == nil && id.Node != "gpu-7" {
 				err = fmt.Errorf("node %q", id.Node)
 			}
@@ -269,7 +301,7 @@ func TestTokenReviewCoalesces(t *testing.T) {
 	// Wait until every caller has joined the one review in flight.
 	for joined := 0; joined < callers; runtime.Gosched() {
 		tr.cache.mu.Lock()
-		if f := tr.cache.inflight[tokenKey("shared")]; f != nil {
+		if f := tr.cache.inflight[tokenKey(tok("shared"))]; f != nil {
 			joined = f.waiters
 		}
 		tr.cache.mu.Unlock()
@@ -295,7 +327,7 @@ func TestTokenReviewCallerGivesUp(t *testing.T) {
 		release: make(chan struct{}),
 	}
 	tr, _ := newTestTokenReview(t, fr, nil)
-	ctx, cancel := context.WithCancel(withToken("slow"))
+	ctx, cancel := context.WithCancel(withToken(tok("slow")))
 	done := make(chan error)
 	go func() { _, err := tr.Authenticate(ctx); done <- err }()
 	<-fr.started
@@ -306,7 +338,7 @@ func TestTokenReviewCallerGivesUp(t *testing.T) {
 	// The review itself was not cancelled: its result is cached for the
 	// next caller, which joins or finds it without a second review.
 	close(fr.release)
-	if _, err := tr.Authenticate(withToken("slow")); err != nil || fr.count() != 1 {
+	if _, err := tr.Authenticate(withToken(tok("slow"))); err != nil || fr.count() != 1 {
 		t.Fatalf("err %v after %d reviews, want nil after 1", err, fr.count())
 	}
 }

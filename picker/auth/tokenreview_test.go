@@ -113,6 +113,11 @@ func (f *tokenFixture) acceptsPodBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The token was requested for an hour: the stream ends when it expires.
+	if time.Until(id.Expires) < 50*time.Minute || time.Until(id.Expires) > time.Hour {
+		t.Fatalf("expires %v, want the token's exp, about an hour from now", id.Expires)
+	}
+	id.Expires = time.Time{}
 	want := Identity{Node: f.c.Node, Subject: "system:serviceaccount:headroom:agent pod=headroom/agent-1", Method: "token"}
 	if id != want {
 		t.Fatalf("identity = %+v, want %+v", id, want)

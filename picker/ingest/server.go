@@ -58,9 +58,15 @@ func GRPCOptions(maxReportBytes int) []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.MaxRecvMsgSize(maxReportBytes)}
 }
 
+// maxFutureSkew is how far ahead of the picker's clock a report's sample
+// time may be. Without a bound, one report stamped far in the future would
+// make every later report of the node look older and be dropped.
+const maxFutureSkew = 30 * time.Second
+
 // Stream implements the TelemetryService. The stream is authenticated once;
 // every report on it must be for the identity's node, and the stream may
-// not change node.
+// not change node. It ends when the credentials expire, so the agent
+// reconnects with its rotated token or certificate.
 func (s *Server) Stream(st grpc.BidiStreamingServer[telemetryv1.NodeReport, telemetryv1.StreamAck]) error {
 	ctx := st.Context()
 	id, err := s.authn.Authenticate(ctx)
@@ -83,10 +89,30 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[telemetryv1.NodeReport, tele
 	if err := st.Send(&telemetryv1.StreamAck{Node: node, Picker: s.name}); err != nil {
 		return err
 	}
+	done := make(chan error, 1)
+	go func() { done <- s.receive(st, id, node) }()
+	var expired <-chan time.Time
+	if !id.Expires.IsZero() {
+		t := time.NewTimer(time.Until(id.Expires))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-expired:
+		// Returning cancels the stream, which ends receive's Recv.
+		s.logger.Info("agent credentials expired; closing its stream", "node", node, "subject", id.Subject)
+		return status.Error(codes.Unauthenticated, "credentials expired: reconnect with fresh ones")
+	}
+}
+
+// receive stores each report of the stream until it ends.
+func (s *Server) receive(st grpc.BidiStreamingServer[telemetryv1.NodeReport, telemetryv1.StreamAck], id auth.Identity, node string) error {
 	for {
 		r, err := st.Recv()
 		if err != nil {
-			if ctx.Err() == nil {
+			if st.Context().Err() == nil {
 				s.logger.Info("agent stream closed", "node", node, "err", err)
 			}
 			return recvStatus(err)
@@ -104,6 +130,10 @@ func (s *Server) check(id auth.Identity, streamNode string, r *telemetryv1.NodeR
 	if err := Validate(r); err != nil {
 		s.metrics.rejected.WithLabelValues("invalid").Inc()
 		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if ahead := time.Unix(0, int64(r.GetSampleTimeUnixNano())).Sub(s.now()); ahead > maxFutureSkew {
+		s.metrics.rejected.WithLabelValues("invalid").Inc()
+		return status.Errorf(codes.InvalidArgument, "sample time is %s ahead of the picker's clock (at most %s allowed): check the node's clock", ahead.Round(time.Second), maxFutureSkew)
 	}
 	if !id.Allows(r.GetNode()) || (streamNode != "" && r.GetNode() != streamNode) {
 		s.metrics.rejected.WithLabelValues("wrong_node").Inc()

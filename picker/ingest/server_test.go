@@ -23,6 +23,10 @@ func TestStreamStatuses(t *testing.T) {
 	nan := math.NaN()
 	badKV := report("node-a", 1)
 	badKV.Pods[0].ModelServer.KvCacheUsage = &nan
+	future := report("node-a", 1)
+	future.SampleTimeUnixNano = uint64(time.Now().Add(time.Hour).UnixNano())
+	longInterval := report("node-a", 1)
+	longInterval.IntervalNano = int64(time.Hour)
 	huge := report("node-a", 1)
 	huge.Pods[0].Name = strings.Repeat("x", 100<<10) // beyond the 64 KiB limit of serve
 	cases := []struct {
@@ -35,6 +39,9 @@ func TestStreamStatuses(t *testing.T) {
 		{"NaN KV usage", []*telemetryv1.NodeReport{badKV}, codes.InvalidArgument},
 		{"node changes mid-stream", []*telemetryv1.NodeReport{report("node-a", 1), report("node-b", 2)}, codes.PermissionDenied},
 		{"oversized report", []*telemetryv1.NodeReport{huge}, codes.ResourceExhausted},
+		{"wildcard node name", []*telemetryv1.NodeReport{report("*", 1)}, codes.InvalidArgument},
+		{"sample time far ahead", []*telemetryv1.NodeReport{future}, codes.InvalidArgument},
+		{"interval beyond a minute", []*telemetryv1.NodeReport{longInterval}, codes.InvalidArgument},
 	}
 	_, addr := serve(t, auth.Insecure{})
 	c := dial(t, addr)
@@ -59,6 +66,7 @@ func TestMTLSNodeIdentity(t *testing.T) {
 	}{
 		{"own node", "node-a", "node-a", codes.OK},
 		{"another node's report", "node-a", "node-b", codes.PermissionDenied},
+		{"wildcard common name", "*", "node-b", codes.PermissionDenied},
 		{"no client certificate", "", "node-a", codes.Unavailable}, // the TLS handshake fails
 	}
 	for _, tc := range cases {
@@ -135,5 +143,32 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// expiring authenticates every stream for node-a until a fixed time.
+type expiring struct{ at time.Time }
+
+func (e expiring) Authenticate(context.Context) (auth.Identity, error) {
+	return auth.Identity{Node: "node-a", Subject: "test", Method: "test", Expires: e.at}, nil
+}
+
+func TestStreamEndsWhenCredentialsExpire(t *testing.T) {
+	t.Parallel()
+	_, addr := serve(t, expiring{at: time.Now().Add(300 * time.Millisecond)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := dial(t, addr).Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(report("node-a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if _, err := st.Recv(); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("after expiry: %v, want Unauthenticated", err)
 	}
 }

@@ -26,7 +26,7 @@ type Store struct {
 type nodeSlot struct {
 	latest  atomic.Pointer[received]
 	streams atomic.Int32
-	// lastSeen is the unix nanos the last stream for the node closed.
+	// lastClosed is the unix nanos the last stream for the node closed.
 	lastClosed atomic.Int64
 }
 
@@ -76,15 +76,20 @@ func (s *Store) slot(node string) *nodeSlot {
 	return sl
 }
 
-// Put stores r unless the node already holds a newer report (by sample
-// time, then sequence within one agent instance). It reports whether r
-// was kept.
+// Put stores r unless the node already holds a newer report. It reports
+// whether r was kept.
+//
+// Within one agent instance the sequence orders reports. Across instances
+// (an agent restarted) the sample time does, except that a held report
+// past its TTL always gives way: a node whose clock stepped back, or a
+// report stamped ahead, cannot hold the node for longer than one TTL.
 func (s *Store) Put(r *telemetryv1.NodeReport) bool {
 	sl := s.slot(r.GetNode())
-	next := &received{report: r, at: s.now()}
+	now := s.now()
+	next := &received{report: r, at: now}
 	for {
 		cur := sl.latest.Load()
-		if cur != nil && !newer(r, cur.report) {
+		if cur != nil && !s.replaces(r, cur, now) {
 			return false
 		}
 		if sl.latest.CompareAndSwap(cur, next) {
@@ -93,11 +98,44 @@ func (s *Store) Put(r *telemetryv1.NodeReport) bool {
 	}
 }
 
-func newer(r, cur *telemetryv1.NodeReport) bool {
-	if r.GetAgentInstance() == cur.GetAgentInstance() {
-		return r.GetSequence() > cur.GetSequence()
+func (s *Store) replaces(r *telemetryv1.NodeReport, cur *received, now time.Time) bool {
+	if r.GetAgentInstance() == cur.report.GetAgentInstance() {
+		return r.GetSequence() > cur.report.GetSequence()
 	}
-	return r.GetSampleTimeUnixNano() >= cur.GetSampleTimeUnixNano()
+	return r.GetSampleTimeUnixNano() >= cur.report.GetSampleTimeUnixNano() || now.Sub(cur.at) > s.ttl(cur.report)
+}
+
+// ttl is how long a report may be routed by.
+func (s *Store) ttl(r *telemetryv1.NodeReport) time.Duration {
+	interval := time.Duration(r.GetIntervalNano())
+	if interval <= 0 {
+		interval = defaultInterval
+	}
+	return time.Duration(s.ttlIntervals) * interval
+}
+
+// Prune forgets nodes with no open stream whose report (or whose last
+// stream) is older than keep: nodes the autoscaler removed. It returns how
+// many it forgot.
+func (s *Store) Prune(keep time.Duration) int {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for name, sl := range s.nodes {
+		if sl.streams.Load() > 0 {
+			continue
+		}
+		last := time.Unix(0, sl.lastClosed.Load())
+		if cur := sl.latest.Load(); cur != nil && cur.at.After(last) {
+			last = cur.at
+		}
+		if now.Sub(last) > keep {
+			delete(s.nodes, name)
+			n++
+		}
+	}
+	return n
 }
 
 // attach records an open stream for node and returns its detach func.
@@ -148,13 +186,9 @@ func (s *Store) view(node string, sl *nodeSlot, now time.Time) NodeView {
 	if cur == nil {
 		return v
 	}
-	interval := time.Duration(cur.report.GetIntervalNano())
-	if interval <= 0 {
-		interval = defaultInterval
-	}
 	v.Report, v.Received = cur.report, cur.at
 	v.Age = now.Sub(cur.at)
-	v.TTL = time.Duration(s.ttlIntervals) * interval
+	v.TTL = s.ttl(cur.report)
 	v.Stale = v.Age > v.TTL
 	return v
 }

@@ -51,3 +51,43 @@ func TestStoreUnknownIntervalUsesDefault(t *testing.T) {
 		t.Fatalf("TTL %v", v.TTL)
 	}
 }
+
+// A report stamped ahead of time holds the node at most one TTL against a
+// restarted agent whose reports carry earlier sample times.
+func TestStoreFutureStampGivesWayAfterTTL(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	s := NewStore(3, func() time.Time { return now })
+	ahead := report("n", 1)
+	ahead.AgentInstance, ahead.SampleTimeUnixNano = "forged", uint64(now.Add(25*time.Second).UnixNano())
+	s.Put(ahead)
+	real := report("n", 1)
+	real.AgentInstance, real.SampleTimeUnixNano = "real", uint64(now.UnixNano())
+	if s.Put(real) {
+		t.Fatal("an older-stamped report of another instance replaced a fresh one")
+	}
+	now = now.Add(3*time.Second + time.Millisecond)
+	if !s.Put(real) {
+		t.Fatal("the held report is past its TTL but still wins")
+	}
+}
+
+func TestStorePrune(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	s := NewStore(3, func() time.Time { return now })
+	s.Put(report("gone", 1))
+	s.Put(report("kept", 1))
+	detach := s.attach("kept")
+	defer detach()
+	now = now.Add(time.Hour)
+	if n := s.Prune(10 * time.Minute); n != 1 {
+		t.Fatalf("pruned %d, want 1", n)
+	}
+	if _, ok := s.Node("gone"); ok {
+		t.Fatal("a node with no stream and an hour-old report is still held")
+	}
+	if _, ok := s.Node("kept"); !ok {
+		t.Fatal("a connected node was pruned")
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
+
+	"github.com/headroom-dev/headroom/picker/auth"
 
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
@@ -17,6 +20,9 @@ const (
 	maxProcessesPerGPU = 4096
 	maxGPUsPerPod      = 64
 	maxAdapters        = 1024
+	// maxInterval bounds the interval a report claims, and with it the
+	// TTL during which the picker may route by it.
+	maxInterval = time.Minute
 )
 
 // ErrInvalidReport wraps every validation failure.
@@ -26,11 +32,11 @@ var ErrInvalidReport = errors.New("invalid report")
 // ratios within 0–1. A report that fails must not be stored: a NaN load
 // or a node without a name would mislead routing.
 func Validate(r *telemetryv1.NodeReport) error {
-	if r.GetNode() == "" || len(r.GetNode()) > maxNameLen {
-		return fmt.Errorf("%w: node name must be 1–%d bytes", ErrInvalidReport, maxNameLen)
+	if !auth.ValidNodeName(r.GetNode()) {
+		return fmt.Errorf("%w: node name %q is not a DNS subdomain of 1–%d bytes", ErrInvalidReport, r.GetNode(), maxNameLen)
 	}
-	if r.GetIntervalNano() < 0 {
-		return fmt.Errorf("%w: negative interval", ErrInvalidReport)
+	if r.GetIntervalNano() < 0 || r.GetIntervalNano() > int64(maxInterval) {
+		return fmt.Errorf("%w: interval must be 0–%s", ErrInvalidReport, maxInterval)
 	}
 	if len(r.GetGpus()) > maxGPUs || len(r.GetPods()) > maxPods {
 		return fmt.Errorf("%w: more than %d GPUs or %d pods", ErrInvalidReport, maxGPUs, maxPods)
