@@ -1,0 +1,45 @@
+// Package store is the picker's view of the endpoints it may route to: the
+// InferencePool's ready pods (picker/pool) joined by pod IP with the newest
+// report of the node each pod runs on (picker/ingest). A view is built
+// when either side changes and is immutable: the request path reads it
+// without locks.
+package store
+
+import (
+	"time"
+
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+// Endpoint is one model-server pod of the pool with its node's telemetry.
+type Endpoint struct {
+	// Address is "ip:port", the value the gateway routes to.
+	Address   string
+	IP        string
+	Port      int
+	Namespace string
+	Name      string
+	// Node is the node whose report mentions the pod; empty when none does.
+	Node string
+	// Pod is the pod's entry in that report (model-server stats, GPU
+	// UUIDs); nil when no report mentions the pod.
+	Pod *telemetryv1.Pod
+	// GPUs are the report's entries for the pod's GPUs.
+	GPUs []*telemetryv1.GPU
+	// ReportTime is when the picker received the node's report and
+	// ReportSample when the node sampled it; zero without a report.
+	ReportTime, ReportSample time.Time
+	// Stale is true when there is no report for the pod, or the node's
+	// report is older than its TTL: the telemetry must not be trusted.
+	Stale bool
+}
+
+// ModelServer returns the endpoint's model-server reading, or nil.
+func (e *Endpoint) ModelServer() *telemetryv1.ModelServer { return e.Pod.GetModelServer() }
+
+// View is an immutable set of endpoints, sorted by address.
+type View struct {
+	Endpoints []*Endpoint
+	// Built is when the view was built.
+	Built time.Time
+}
