@@ -21,7 +21,14 @@ type Store struct {
 
 	mu    sync.RWMutex
 	nodes map[string]*nodeSlot
+	// version counts accepted reports and node changes, so a reader can
+	// tell cheaply whether anything changed.
+	version atomic.Uint64
 }
+
+// Version changes whenever a report is stored or a node is added or
+// forgotten.
+func (s *Store) Version() uint64 { return s.version.Load() }
 
 type nodeSlot struct {
 	latest  atomic.Pointer[received]
@@ -93,6 +100,7 @@ func (s *Store) Put(r *telemetryv1.NodeReport) bool {
 			return false
 		}
 		if sl.latest.CompareAndSwap(cur, next) {
+			s.version.Add(1)
 			return true
 		}
 	}
@@ -132,6 +140,7 @@ func (s *Store) Prune(keep time.Duration) int {
 		}
 		if now.Sub(last) > keep {
 			delete(s.nodes, name)
+			s.version.Add(1)
 			n++
 		}
 	}
