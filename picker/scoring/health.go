@@ -1,0 +1,186 @@
+package scoring
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/headroom-dev/headroom/picker/store"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+// DefaultCriticalXids returns the Xid codes after which a GPU takes no new
+// work: double-bit ECC (48), GSP and internal micro-controller faults (62,
+// 119, 120), ECC page retirement and row-remap failures (63, 64), NVLink
+// errors (74), fallen off the bus (79), and uncorrectable or contained
+// ECC errors (92, 94, 95).
+func DefaultCriticalXids() []uint64 {
+	return []uint64{48, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120}
+}
+
+// maxXidGPUs bounds the GPUs whose Xid counts the filter remembers; past
+// it, the entries not seen for longest are dropped.
+const maxXidGPUs = 1 << 16
+
+// HealthFilter drops endpoints that must not take work: telemetry stale
+// (no report, an expired report, or a failed model-server scrape), a GPU
+// lost, or a GPU with a new critical Xid (its count for one of the codes
+// grew since the previous report of that GPU; the GPU stays out for Hold
+// after the report that showed it). When that would leave nothing, it
+// keeps every endpoint and marks the pick degraded: the picker then ranks
+// by in-flight requests alone.
+//
+// The first report of a GPU sets its baseline: counts the agent had
+// before the picker saw it are not new.
+type HealthFilter struct {
+	critical []uint64
+	hold     time.Duration
+
+	// size mirrors len(gpus) so the common case (no GPU has ever shown a
+	// critical Xid) takes no lock.
+	size atomic.Int64
+	mu   sync.Mutex
+	gpus map[string]*xidHistory
+}
+
+type xidCount struct{ code, count uint64 }
+
+type xidHistory struct {
+	sample int64 // unix nanos of the report the counts come from
+	counts []xidCount
+	// newAt is the sample time of the report that showed an increase.
+	newAt int64
+}
+
+// NewHealthFilter returns a filter treating the given Xid codes as
+// critical (nil: DefaultCriticalXids) and keeping a GPU out for hold
+// after the report that showed a new one (0: only while that report is
+// the newest).
+func NewHealthFilter(critical []uint64, hold time.Duration) *HealthFilter {
+	if critical == nil {
+		critical = DefaultCriticalXids()
+	}
+	return &HealthFilter{critical: slices.Clone(critical), hold: hold, gpus: make(map[string]*xidHistory)}
+}
+
+// Name implements [Filter].
+func (*HealthFilter) Name() string { return "health" }
+
+// Filter implements [Filter].
+func (h *HealthFilter) Filter(_ *Request, in, out []*store.Endpoint) []*store.Endpoint {
+	out, _ = h.filter(in, out)
+	return out
+}
+
+// filter is Filter that also says whether it fell back to keeping all.
+func (h *HealthFilter) filter(in, out []*store.Endpoint) ([]*store.Endpoint, bool) {
+	out = out[:0]
+	for _, ep := range in {
+		if h.healthy(ep) {
+			out = append(out, ep)
+		}
+	}
+	if len(out) == 0 && len(in) > 0 {
+		return append(out, in...), true
+	}
+	return out, false
+}
+
+func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
+	if ep.Stale || ep.ModelServer().GetStale() {
+		return false
+	}
+	sample := sampleNanos(ep.ReportSample)
+	for _, g := range ep.GPUs {
+		if g.GetHealth().GetLost() || h.newXid(g, sample) {
+			return false
+		}
+	}
+	return true
+}
+
+// newXid reports whether g shows a critical Xid that is new as of the
+// report sampled at sample, remembering its counts for the next report.
+func (h *HealthFilter) newXid(g *telemetryv1.GPU, sample int64) bool {
+	xids := g.GetHealth().GetXidErrors()
+	critical := h.anyCritical(xids)
+	if !critical && h.size.Load() == 0 {
+		// The common case: no GPU has shown a critical Xid, so there is no
+		// history to compare or update, and no lock.
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.gpus[g.GetUuid()]
+	if st == nil {
+		if !critical {
+			return false
+		}
+		h.evictIfFull()
+		// The first report of a GPU is its baseline.
+		h.gpus[g.GetUuid()] = &xidHistory{sample: sample, counts: h.criticalCounts(xids, nil)}
+		h.size.Store(int64(len(h.gpus)))
+		return false
+	}
+	if sample > st.sample {
+		// A lower count (the agent restarted) becomes the new baseline.
+		now := h.criticalCounts(xids, st.counts[:0:0])
+		if increased(st.counts, now) {
+			st.newAt = sample
+		}
+		st.sample, st.counts = sample, now
+	}
+	return st.newAt != 0 && sample >= st.newAt && sample <= st.newAt+int64(h.hold)
+}
+
+func (h *HealthFilter) anyCritical(xids []*telemetryv1.XidCount) bool {
+	for _, x := range xids {
+		if x.GetCount() > 0 && slices.Contains(h.critical, x.GetCode()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *HealthFilter) criticalCounts(xids []*telemetryv1.XidCount, dst []xidCount) []xidCount {
+	for _, x := range xids {
+		if slices.Contains(h.critical, x.GetCode()) {
+			dst = append(dst, xidCount{x.GetCode(), x.GetCount()})
+		}
+	}
+	return dst
+}
+
+// increased reports whether any code's count in now is above its count in
+// before (a code absent before counts as 0).
+func increased(before, now []xidCount) bool {
+	for _, n := range now {
+		var prev uint64
+		for _, b := range before {
+			if b.code == n.code {
+				prev = b.count
+			}
+		}
+		if n.count > prev {
+			return true
+		}
+	}
+	return false
+}
+
+// evictIfFull drops the entry sampled longest ago when the map is full.
+// h.mu is held.
+func (h *HealthFilter) evictIfFull() {
+	if len(h.gpus) < maxXidGPUs {
+		return
+	}
+	var oldest string
+	var at int64 = 1<<63 - 1
+	for k, st := range h.gpus {
+		if st.sample < at {
+			oldest, at = k, st.sample
+		}
+	}
+	delete(h.gpus, oldest)
+}

@@ -1,0 +1,183 @@
+package scoring
+
+import (
+	"math/rand/v2"
+	"net"
+	"slices"
+
+	"github.com/headroom-dev/headroom/picker/store"
+)
+
+// smallSubset is the subset size up to which IPs are matched by a linear
+// scan instead of a set.
+const smallSubset = 8
+
+// scratch holds one pick's buffers; a Picker pools them so a pick does
+// not allocate in proportion to the endpoints.
+type scratch struct {
+	a, b  []int32           // candidates' view indices; filters ping-pong
+	cand  []*store.Endpoint // the candidates
+	out   []*store.Endpoint // a custom filter's output
+	per   [][]float64       // per scorer, per candidate
+	total []float64
+	keys  []uint64 // random tie-breakers of the ranked candidates
+	top   []int
+	ips   []string
+	ipset map[string]struct{}
+	pcg   rand.PCG
+}
+
+// subset puts into s.a the view indices of the endpoints whose IP an
+// entry of subset names (all of them when subset is nil).
+func (s *scratch) subset(subset map[string]bool, all []*store.Endpoint) []int32 {
+	out := s.a[:0]
+	if subset == nil {
+		for i := range all {
+			out = append(out, int32(i))
+		}
+		s.a = out
+		return out
+	}
+	s.ips = s.ips[:0]
+	for k, ok := range subset {
+		if ok {
+			s.ips = append(s.ips, hostOf(k))
+		}
+	}
+	if len(s.ips) > smallSubset {
+		if s.ipset == nil {
+			s.ipset = make(map[string]struct{}, len(s.ips))
+		}
+		clear(s.ipset)
+		for _, ip := range s.ips {
+			s.ipset[ip] = struct{}{}
+		}
+	}
+	for i, ep := range all {
+		if s.allowed(ep.IP) {
+			out = append(out, int32(i))
+		}
+	}
+	s.a = out
+	return out
+}
+
+func (s *scratch) allowed(ip string) bool {
+	if len(s.ips) > smallSubset {
+		_, ok := s.ipset[ip]
+		return ok
+	}
+	return slices.Contains(s.ips, ip)
+}
+
+// hostOf returns the IP of an "ip:port", "[v6]:port", "ip" or "[v6]"
+// entry.
+func hostOf(entry string) string {
+	if h, _, err := net.SplitHostPort(entry); err == nil {
+		return h
+	}
+	if n := len(entry); n >= 2 && entry[0] == '[' && entry[n-1] == ']' {
+		return entry[1 : n-1]
+	}
+	return entry
+}
+
+// otherIdx returns the index buffer that does not back idx, emptied.
+func (s *scratch) otherIdx(idx []int32) []int32 {
+	if len(s.a) > 0 && len(idx) > 0 && &s.a[0] == &idx[0] {
+		return s.b[:0]
+	}
+	return s.a[:0]
+}
+
+// keepIdx stores a filter's output back, since appending may have grown
+// it.
+func (s *scratch) keepIdx(out []int32) {
+	if len(s.a) > 0 && len(out) > 0 && &s.a[0] == &out[0] {
+		s.a = out
+	} else {
+		s.b = out
+	}
+}
+
+// candidates fills s.cand with the endpoints at idx.
+func (s *scratch) candidates(vs *viewState, idx []int32) []*store.Endpoint {
+	s.cand = s.cand[:0]
+	for _, j := range idx {
+		s.cand = append(s.cand, vs.v.Endpoints[j])
+	}
+	return s.cand
+}
+
+// grow sizes the score buffers for n candidates and k scorers.
+func (s *scratch) grow(n, k int) {
+	s.total = slices.Grow(s.total[:0], n)[:n]
+	s.keys = slices.Grow(s.keys[:0], n)[:n]
+	for len(s.per) < k {
+		s.per = append(s.per, nil)
+	}
+	for j := range k {
+		s.per[j] = slices.Grow(s.per[j][:0], n)[:n]
+	}
+}
+
+// score fills s.per and the weighted s.total; cached says whether the
+// scorers are the picker's own, whose static scores vs holds. Only the
+// generic path is clamped: the fast paths' scores are in 0..1 already.
+func (s *scratch) score(r *Request, vs *viewState, idx []int32, cand []*store.Endpoint, scorers []Weighted, cached bool) {
+	n := len(cand)
+	total := s.total[:n]
+	clear(total)
+	for j, w := range scorers {
+		per := s.per[j][:n]
+		vsc, fast := w.Scorer.(viewScorer)
+		switch {
+		case fast && vsc.scoreView(r, vs, idx, per):
+		case cached && vs.static[j] != nil:
+			st := vs.static[j]
+			for i, k := range idx {
+				per[i] = st[k]
+			}
+		default:
+			w.Scorer.Score(r, cand, per)
+			for i, x := range per {
+				per[i] = clamp01(x)
+			}
+		}
+		wt := w.Weight
+		for i, x := range per {
+			total[i] += wt * x
+		}
+	}
+}
+
+func (s *scratch) seed(a, b uint64) { s.pcg.Seed(a, b) }
+
+// rank returns the indices of the best n candidates by total, best first,
+// ties broken by a random key per candidate. Keys are drawn only for the
+// candidates that reach the comparison, which keeps ties uniform: the
+// others score strictly lower.
+func (s *scratch) rank(n int) []int {
+	top := s.top[:0]
+	for i, t := range s.total {
+		if len(top) == n && t < s.total[top[n-1]] {
+			continue
+		}
+		k := s.pcg.Uint64()
+		s.keys[i] = k
+		if len(top) == n {
+			last := top[n-1]
+			if t == s.total[last] && k <= s.keys[last] {
+				continue
+			}
+			top = top[:n-1]
+		}
+		j := len(top)
+		for j > 0 && (t > s.total[top[j-1]] || (t == s.total[top[j-1]] && k > s.keys[top[j-1]])) {
+			j--
+		}
+		top = slices.Insert(top, j, i)
+	}
+	s.top = top
+	return top
+}
