@@ -93,7 +93,7 @@ func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.L
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
-	pk, err := startPicker(ctx, logger)
+	pk, err := startPicker(ctx, podEndpoints(sim.NumGPUs()), logger)
 	if err != nil {
 		return err
 	}

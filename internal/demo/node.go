@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/headroom-dev/headroom/collector/pods"
 	"github.com/headroom-dev/headroom/sim/gpusim"
@@ -50,6 +51,18 @@ func startKubeNode(sim *gpusim.Server) (*kubeNode, error) {
 	return n, nil
 }
 
+// podIP is the IP of vllm-<i>.
+func podIP(i int) string { return fmt.Sprintf("10.42.0.%d", 10+i) }
+
+// podEndpoints lists the vLLM pods' serving addresses, for the picker.
+func podEndpoints(n int) string {
+	eps := make([]string, n)
+	for i := range n {
+		eps[i] = podIP(i) + ":8000"
+	}
+	return strings.Join(eps, ",")
+}
+
 // addPod puts vllm-<i> on GPU i with the GPU's processes in its vllm
 // container.
 func (n *kubeNode) addPod(sim *gpusim.Server, i int) error {
@@ -58,7 +71,7 @@ func (n *kubeNode) addPod(sim *gpusim.Server, i int) error {
 	name := fmt.Sprintf("vllm-%d", i)
 	n.kubelet.Assign("llm", name, "vllm", "nvidia.com/gpu", sim.UUID(i))
 	n.kubelet.Assign("llm", name, "istio-proxy", "")
-	n.runtime.AddPod(uid, "llm", name, fmt.Sprintf("10.42.0.%d", 10+i), map[string]string{"vllm": app, "istio-proxy": proxy})
+	n.runtime.AddPod(uid, "llm", name, podIP(i), map[string]string{"vllm": app, "istio-proxy": proxy})
 	// Host memory as such pods use it: the server's process a few GiB,
 	// the Envoy sidecar tens of MiB.
 	if err := n.tree.AddContainer(uid, app, uint64(3+i%3)<<30, 1<<30, uint64(3+i%3)<<30, 100); err != nil {

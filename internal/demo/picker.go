@@ -18,10 +18,12 @@ type demoPicker struct {
 	done chan error
 }
 
-func startPicker(ctx context.Context, logger *slog.Logger) (*demoPicker, error) {
+func startPicker(ctx context.Context, endpoints string, logger *slog.Logger) (*demoPicker, error) {
 	o := app.DefaultOptions()
 	o.Name, o.Auth = "demo-picker-0", app.AuthInsecure
 	o.IngestAddress, o.MetricsAddress = "127.0.0.1:0", "127.0.0.1:0"
+	o.ExtProcAddress, o.HealthAddress = "127.0.0.1:0", "127.0.0.1:0"
+	o.Pool.Endpoints = endpoints
 	p, err := app.New(o, logger.With("component", "picker"))
 	if err != nil {
 		return nil, err

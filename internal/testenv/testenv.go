@@ -7,7 +7,9 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -62,13 +64,41 @@ func repoRoot() (string, error) {
 	}
 }
 
+// Option changes the environment before Start starts it.
+type Option func(*envtest.Environment)
+
+// WithCRDs installs the CustomResourceDefinitions in these YAML files or
+// directories (all must exist) and waits until they are served.
+func WithCRDs(paths ...string) Option {
+	return func(env *envtest.Environment) {
+		env.CRDInstallOptions.Paths = append(env.CRDInstallOptions.Paths, paths...)
+		env.CRDInstallOptions.ErrorIfPathMissing = true
+	}
+}
+
+// ModuleDir returns the directory of module in the build list (`go list
+// -m`), to find files it ships, such as CRD YAMLs. It fails the test when
+// the go command cannot say.
+func ModuleDir(t *testing.T, module string) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		t.Fatalf("find module %s (go list -m): %v", module, err)
+	}
+	return dir
+}
+
 // Start starts etcd and kube-apiserver for the whole test. envtest
 // configures the service-account issuer and signing keys that TokenRequest
 // and TokenReview need.
-func Start(t *testing.T) (*envtest.Environment, *rest.Config) {
+func Start(t *testing.T, opts ...Option) (*envtest.Environment, *rest.Config) {
 	t.Helper()
 	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime's global logger
 	env := &envtest.Environment{BinaryAssetsDirectory: AssetsDir(t)}
+	for _, o := range opts {
+		o(env)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("start kube-apiserver and etcd: %v", err)

@@ -36,6 +36,7 @@ type Picker struct {
 	http   *http.Server
 	ingLn  net.Listener
 	httpLn net.Listener
+	route  *routing
 }
 
 // New builds the picker and binds its listeners.
@@ -67,34 +68,49 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.ingest.Metrics())
+	if p.route, err = newRouting(opts, p.Store(), reg, logger); err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !p.route.ready() {
+			http.Error(w, "not ready: the pool is not synced or no endpoint has fresh telemetry", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	p.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	if p.ingLn, err = net.Listen("tcp", opts.IngestAddress); err != nil {
+		p.route.stop()
 		return nil, fmt.Errorf("listen on %s: %w", opts.IngestAddress, err)
 	}
 	if p.httpLn, err = net.Listen("tcp", opts.MetricsAddress); err != nil {
 		_ = p.ingLn.Close()
+		p.route.stop()
 		return nil, fmt.Errorf("listen on %s: %w", opts.MetricsAddress, err)
 	}
 	return p, nil
 }
 
-// IngestAddr and MetricsAddr are the bound addresses.
+// IngestAddr, MetricsAddr, ExtProcAddr and HealthAddr are the bound
+// addresses.
 func (p *Picker) IngestAddr() net.Addr  { return p.ingLn.Addr() }
 func (p *Picker) MetricsAddr() net.Addr { return p.httpLn.Addr() }
+func (p *Picker) ExtProcAddr() net.Addr { return p.route.extLn.Addr() }
+func (p *Picker) HealthAddr() net.Addr  { return p.route.healthLn.Addr() }
 
 // Store is the node store the ingest fills.
 func (p *Picker) Store() *ingest.Store { return p.ingest.Store() }
 
 // Run serves until ctx ends, then stops gracefully.
 func (p *Picker) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 6)
 	go func() { errc <- p.grpc.Serve(p.ingLn) }()
 	go func() { errc <- p.http.Serve(p.httpLn) }()
+	p.route.run(ctx, errc)
 	p.logger.Info("picker started", "name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth)
 	go p.prune(ctx)
 	var err error
@@ -107,6 +123,7 @@ func (p *Picker) Run(ctx context.Context) error {
 	if serr := p.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	p.route.stop()
 	// Agent streams never end by themselves: Stop, not GracefulStop.
 	p.grpc.Stop()
 	return err

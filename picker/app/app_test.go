@@ -24,6 +24,7 @@ func TestMTLSPickerWithAgentStreamer(t *testing.T) {
 	caFile := ca.WriteCA(t, dir)
 	o := DefaultOptions()
 	o.Name, o.IngestAddress, o.MetricsAddress, o.Auth = "picker-0", "127.0.0.1:0", "127.0.0.1:0", AuthMTLS
+	o.ExtProcAddress, o.HealthAddress, o.Pool.Endpoints = "127.0.0.1:0", "127.0.0.1:0", "10.0.0.1:8000"
 	o.CertFile, o.KeyFile = testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
 	o.ClientCAFile = caFile
 	p, err := New(o, discard())
@@ -88,10 +89,13 @@ func TestOptionsValidate(t *testing.T) {
 		{"mtls without CA", func(o *Options) { o.Auth, o.CertFile, o.KeyFile = AuthMTLS, "c", "k" }, "client-ca-file"},
 		{"bad TTL", func(o *Options) { o.Auth, o.IngestAddress, o.TTLIntervals = AuthInsecure, "127.0.0.1:1", 0 }, "ttl-intervals"},
 		{"insecure on loopback is fine", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "127.0.0.1:9004" }, ""},
+		{"no pool and no endpoints", func(o *Options) { o.Auth, o.IngestAddress, o.Pool.Endpoints = AuthInsecure, "127.0.0.1:9004", "" }, "--pool.name"},
+		{"bad view refresh", func(o *Options) { o.Auth, o.IngestAddress, o.ViewRefresh = AuthInsecure, "127.0.0.1:9004", 0 }, "view.refresh-interval"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			o := DefaultOptions()
+			o.Pool.Endpoints = "10.0.0.1:8000"
 			tc.edit(&o)
 			err := o.Validate()
 			if tc.want == "" {

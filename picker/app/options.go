@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/headroom-dev/headroom/picker/auth"
+	"github.com/headroom-dev/headroom/picker/extproc"
 	"github.com/headroom-dev/headroom/picker/ingest"
+	"github.com/headroom-dev/headroom/picker/pool"
 )
 
 // Auth modes of the ingest server.
@@ -41,6 +44,17 @@ type Options struct {
 	TTLIntervals   int
 	MaxReportBytes int
 	LogLevel       string
+
+	// ExtProcAddress serves the gateway's ext_proc stream; HealthAddress
+	// the gRPC health services.
+	ExtProcAddress, HealthAddress string
+	ExtProc                       extproc.Options
+	// Pool names the endpoints: an InferencePool or a static list.
+	Pool pool.Options
+	// ScoringConfig is a scoring configuration file (empty: defaults).
+	ScoringConfig string
+	// ViewRefresh bounds how old the telemetry the request path sees is.
+	ViewRefresh time.Duration
 }
 
 // DefaultOptions returns the production defaults.
@@ -49,6 +63,8 @@ func DefaultOptions() Options {
 	return Options{
 		Name: host, IngestAddress: ":9004", MetricsAddress: ":9090", Auth: AuthToken,
 		Token: auth.DefaultTokenReviewOptions(), TTLIntervals: 3, MaxReportBytes: ingest.DefaultMaxReportBytes, LogLevel: "info",
+		ExtProcAddress: ":9002", HealthAddress: ":9003", ExtProc: extproc.DefaultOptions(), Pool: pool.DefaultOptions(),
+		ViewRefresh: 20 * time.Millisecond,
 	}
 }
 
@@ -66,6 +82,12 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxReportBytes, "ingest.max-report-bytes", o.MaxReportBytes, "largest report accepted")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	o.Token.AddFlags(fs)
+	fs.StringVar(&o.ExtProcAddress, "extproc.listen-address", o.ExtProcAddress, "address of the ext_proc server the gateway calls (InferencePool endpointPickerRef)")
+	fs.StringVar(&o.HealthAddress, "health.listen-address", o.HealthAddress, "address of the gRPC health services (liveness, readiness, envoy.service.ext_proc.v3.ExternalProcessor)")
+	fs.StringVar(&o.ScoringConfig, "scoring.config", o.ScoringConfig, "scoring configuration file, JSON or YAML, unknown fields rejected (empty: the defaults)")
+	fs.DurationVar(&o.ViewRefresh, "view.refresh-interval", o.ViewRefresh, "how often new node reports are joined into the routing view")
+	o.ExtProc.AddFlags(fs)
+	o.Pool.AddFlags(fs)
 }
 
 // Validate checks the options and lists every problem.
@@ -100,6 +122,21 @@ func (o *Options) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--ingest.auth %q: want token, mtls or insecure", o.Auth))
+	}
+	for _, a := range []struct{ flag, addr string }{{"--extproc.listen-address", o.ExtProcAddress}, {"--health.listen-address", o.HealthAddress}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", a.flag, a.addr, err))
+		}
+	}
+	if err := o.ExtProc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	o.Pool.Kubeconfig = o.Kubeconfig
+	if err := o.Pool.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.ViewRefresh < time.Millisecond || o.ViewRefresh > time.Second {
+		errs = append(errs, fmt.Errorf("--view.refresh-interval %s: want 1ms to 1s", o.ViewRefresh))
 	}
 	if o.TTLIntervals < 1 {
 		errs = append(errs, fmt.Errorf("--ingest.ttl-intervals %d: want at least 1", o.TTLIntervals))

@@ -102,13 +102,16 @@ func run(o options) error {
 	}
 	child := exec.Command(self, metricsAddr)
 	child.Env = append(os.Environ(), childEnv+"="+grpcAddr)
+	if o.pin {
+		child.Env = append(child.Env, "GOMAXPROCS=1") // it is pinned to one CPU
+	}
 	child.Stderr = os.Stderr
 	if err := child.Start(); err != nil {
 		return err
 	}
 	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
 	if o.pin {
-		if err := pin(child.Process.Pid); err != nil {
+		if err := loadutil.Pin(child.Process.Pid); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package loadutil
 
 import (
 	"fmt"
@@ -9,8 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pin puts the picker child on the last CPU and this process on the others.
-func pin(child int) error {
+// Pin puts the child process on the last CPU and this process (every
+// thread, and GOMAXPROCS) on the others, so a load generator does not steal
+// the measured server's CPU. On one CPU it does nothing.
+func Pin(child int) error {
 	n := runtime.NumCPU()
 	if n < 2 {
 		return nil
@@ -21,7 +23,7 @@ func pin(child int) error {
 		load.Set(c)
 	}
 	if err := unix.SchedSetaffinity(child, &picker); err != nil {
-		return fmt.Errorf("pin picker: %w", err)
+		return fmt.Errorf("pin child: %w", err)
 	}
 	// Every thread of this process: affinity is per thread on Linux.
 	tids, err := threads()

@@ -1,0 +1,153 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/headroom-dev/headroom/picker/extproc"
+	"github.com/headroom-dev/headroom/picker/ingest"
+	"github.com/headroom-dev/headroom/picker/pool"
+	"github.com/headroom-dev/headroom/picker/scoring"
+	"github.com/headroom-dev/headroom/picker/store"
+)
+
+// routing is the request path: the pool's endpoints, the view joining
+// them with the node reports, the scoring, and the ext_proc and health
+// servers.
+type routing struct {
+	source    pool.Runnable
+	targets   atomic.Pointer[[]store.Target]
+	refresher *store.Refresher
+	changed   chan struct{}
+	router    *router
+	ext       *grpc.Server
+	health    *health.Server
+	healthSrv *grpc.Server
+	extLn     net.Listener
+	healthLn  net.Listener
+	logger    *slog.Logger
+}
+
+func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger *slog.Logger) (*routing, error) {
+	var cfg *rest.Config
+	if o.Pool.Pool != "" {
+		c, err := restConfig(o.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client for the InferencePool: %w", err)
+		}
+		cfg = c
+	}
+	src, err := pool.New(o.Pool, cfg, logger.With("component", "pool"))
+	if err != nil {
+		return nil, err
+	}
+	scfg := scoring.DefaultConfig()
+	if o.ScoringConfig != "" {
+		if scfg, err = scoring.LoadConfig(o.ScoringConfig); err != nil {
+			return nil, err
+		}
+	}
+	picker, err := scoring.New(scfg, rand.NewPCG(rand.Uint64(), rand.Uint64()), nil)
+	if err != nil {
+		return nil, err
+	}
+	r := &routing{source: src, changed: make(chan struct{}, 1), logger: logger}
+	r.setTargets(src.Endpoints())
+	r.refresher = store.NewRefresher(func() []store.Target { return *r.targets.Load() }, nodes, o.ViewRefresh)
+	r.router = &router{views: r.refresher, picker: picker, n: o.ExtProc.FallbackEndpoints, metrics: newRouteMetrics(), now: time.Now}
+	reg.MustRegister(r.router.metrics)
+	ext, err := extproc.New(r.router, o.ExtProc, logger.With("component", "extproc"))
+	if err != nil {
+		return nil, err
+	}
+	r.health = newHealth()
+	r.ext = grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(r.ext, ext)
+	healthpb.RegisterHealthServer(r.ext, r.health)
+	r.healthSrv = grpc.NewServer()
+	healthpb.RegisterHealthServer(r.healthSrv, r.health)
+	if r.extLn, err = net.Listen("tcp", o.ExtProcAddress); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.ExtProcAddress, err)
+	}
+	if r.healthLn, err = net.Listen("tcp", o.HealthAddress); err != nil {
+		_ = r.extLn.Close()
+		return nil, fmt.Errorf("listen on %s: %w", o.HealthAddress, err)
+	}
+	return r, nil
+}
+
+func (r *routing) setTargets(eps []pool.Endpoint) {
+	ts := make([]store.Target, len(eps))
+	for i, e := range eps {
+		ts[i] = store.NewTarget(e.Namespace, e.Name, e.IP, e.Port)
+	}
+	r.targets.Store(&ts)
+}
+
+// run serves the request path until ctx ends; errors from the servers or
+// the pool source go to errc.
+func (r *routing) run(ctx context.Context, errc chan<- error) {
+	go func() { errc <- r.ext.Serve(r.extLn) }()
+	go func() { errc <- r.healthSrv.Serve(r.healthLn) }()
+	go func() {
+		if err := r.source.Run(ctx); err != nil {
+			errc <- fmt.Errorf("pool: %w", err)
+		}
+	}()
+	go r.follow(ctx)
+	go r.refresher.Run(ctx, r.changed)
+	go watchReadiness(ctx, r.health, r.ready, 250*time.Millisecond)
+}
+
+// follow turns pool changes into new targets for the view.
+func (r *routing) follow(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.source.Updated():
+			r.setTargets(r.source.Endpoints())
+			select {
+			case r.changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// ready: the pool is synced and at least one endpoint has fresh telemetry.
+func (r *routing) ready() bool {
+	if !r.source.Synced() {
+		return false
+	}
+	for _, e := range r.refresher.Current().Endpoints {
+		if !e.Stale {
+			return true
+		}
+	}
+	return false
+}
+
+// stop ends the servers: in-flight requests get a short grace.
+func (r *routing) stop() {
+	done := make(chan struct{})
+	go func() { r.ext.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		r.ext.Stop()
+	}
+	r.healthSrv.Stop()
+}

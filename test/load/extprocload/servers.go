@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/headroom-dev/headroom/picker/app"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+)
+
+// child runs a server role: args are the ext_proc and metrics addresses.
+func child(role string, args []string) error {
+	extAddr, metricsAddr := args[0], args[1]
+	switch role {
+	case "picker":
+		return pickerChild(extAddr, metricsAddr)
+	case "passthrough":
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector())
+		go func() { _ = http.ListenAndServe(metricsAddr, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})) }()
+		ln, err := net.Listen("tcp", extAddr)
+		if err != nil {
+			return err
+		}
+		g := grpc.NewServer()
+		extprocv3.RegisterExternalProcessorServer(g, passthrough{})
+		return g.Serve(ln)
+	}
+	return fmt.Errorf("unknown role %q", role)
+}
+
+// pickerChild runs the whole picker on 8 static endpoints and feeds it one
+// node report for them, so decisions score real telemetry.
+func pickerChild(extAddr, metricsAddr string) error {
+	o := app.DefaultOptions()
+	o.Name, o.Auth = "load", app.AuthInsecure
+	o.IngestAddress, o.MetricsAddress, o.ExtProcAddress, o.HealthAddress = "127.0.0.1:0", metricsAddr, extAddr, "127.0.0.1:0"
+	r := &telemetryv1.NodeReport{Node: "gpu-1", AgentInstance: "load", Sequence: 1, IntervalNano: int64(time.Minute)}
+	for i := range 8 {
+		ip := fmt.Sprintf("10.0.0.%d", i+1)
+		if o.Pool.Endpoints != "" {
+			o.Pool.Endpoints += ","
+		}
+		o.Pool.Endpoints += ip + ":8000"
+		kv := float64(i) / 10
+		r.Pods = append(r.Pods, &telemetryv1.Pod{Name: fmt.Sprintf("vllm-%d", i), Ip: ip,
+			ModelServer: &telemetryv1.ModelServer{Engine: "vllm", WaitingRequests: float64(i), RunningRequests: 10, KvCacheUsage: &kv}})
+	}
+	p, err := app.New(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	go feed(ctx, p.IngestAddr().String(), r)
+	return p.Run(ctx)
+}
+
+// feed keeps the node's report fresh: one a second on one stream.
+func feed(ctx context.Context, addr string, r *telemetryv1.NodeReport) {
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return
+	}
+	st, err := telemetryv1.NewTelemetryServiceClient(conn).Stream(ctx, grpc.WaitForReady(true))
+	if err != nil {
+		return
+	}
+	for {
+		r.Sequence++
+		r.SampleTimeUnixNano = uint64(time.Now().UnixNano())
+		if st.Send(r) != nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// passthrough answers every message at once, echoing bodies.
+type passthrough struct {
+	extprocv3.UnimplementedExternalProcessorServer
+}
+
+func (passthrough) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
+	for {
+		req, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var out *extprocv3.ProcessingResponse
+		switch r := req.GetRequest().(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			out = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+		case *extprocv3.ProcessingRequest_RequestBody:
+			out = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
+				Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_StreamedResponse{
+					StreamedResponse: &extprocv3.StreamedBodyResponse{Body: r.RequestBody.GetBody(), EndOfStream: r.RequestBody.GetEndOfStream()}}}}}}}
+		default:
+			continue
+		}
+		if err := s.Send(out); err != nil {
+			return err
+		}
+	}
+}
