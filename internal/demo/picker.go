@@ -23,6 +23,7 @@ func startPicker(ctx context.Context, endpoints string, logger *slog.Logger) (*d
 	o.Name, o.Auth = "demo-picker-0", app.AuthInsecure
 	o.IngestAddress, o.MetricsAddress = "127.0.0.1:0", "127.0.0.1:0"
 	o.ExtProcAddress, o.HealthAddress = "127.0.0.1:0", "127.0.0.1:0"
+	o.DrainDelay, o.ShutdownGrace = 0, time.Second
 	o.Pool.Endpoints = endpoints
 	p, err := app.New(o, logger.With("component", "picker"))
 	if err != nil {

@@ -84,12 +84,12 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	p.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	if p.ingLn, err = net.Listen("tcp", opts.IngestAddress); err != nil {
-		p.route.stop()
+		p.route.closeListeners()
 		return nil, fmt.Errorf("listen on %s: %w", opts.IngestAddress, err)
 	}
 	if p.httpLn, err = net.Listen("tcp", opts.MetricsAddress); err != nil {
 		_ = p.ingLn.Close()
-		p.route.stop()
+		p.route.closeListeners()
 		return nil, fmt.Errorf("listen on %s: %w", opts.MetricsAddress, err)
 	}
 	return p, nil
@@ -105,8 +105,10 @@ func (p *Picker) HealthAddr() net.Addr  { return p.route.healthLn.Addr() }
 // Store is the node store the ingest fills.
 func (p *Picker) Store() *ingest.Store { return p.ingest.Store() }
 
-// Run serves until ctx ends, then stops gracefully.
-func (p *Picker) Run(ctx context.Context) error {
+// Run serves until ctx ends or a server fails, then stops gracefully.
+func (p *Picker) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	errc := make(chan error, 6)
 	go func() { errc <- p.grpc.Serve(p.ingLn) }()
 	go func() { errc <- p.http.Serve(p.httpLn) }()
@@ -118,12 +120,13 @@ func (p *Picker) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
+	cancel() // the routing goroutines end; readiness turns NOT_SERVING
+	p.route.stop(p.opts.DrainDelay, p.opts.ShutdownGrace)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
+	defer scancel()
 	if serr := p.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
-	p.route.stop()
 	// Agent streams never end by themselves: Stop, not GracefulStop.
 	p.grpc.Stop()
 	return err

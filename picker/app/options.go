@@ -55,6 +55,10 @@ type Options struct {
 	ScoringConfig string
 	// ViewRefresh bounds how old the telemetry the request path sees is.
 	ViewRefresh time.Duration
+	// DrainDelay is how long the picker reports NOT_SERVING before it
+	// stops accepting requests; ShutdownGrace how long in-flight requests
+	// (streamed responses included) then get to finish.
+	DrainDelay, ShutdownGrace time.Duration
 }
 
 // DefaultOptions returns the production defaults.
@@ -64,7 +68,7 @@ func DefaultOptions() Options {
 		Name: host, IngestAddress: ":9004", MetricsAddress: ":9090", Auth: AuthToken,
 		Token: auth.DefaultTokenReviewOptions(), TTLIntervals: 3, MaxReportBytes: ingest.DefaultMaxReportBytes, LogLevel: "info",
 		ExtProcAddress: ":9002", HealthAddress: ":9003", ExtProc: extproc.DefaultOptions(), Pool: pool.DefaultOptions(),
-		ViewRefresh: 20 * time.Millisecond,
+		ViewRefresh: 20 * time.Millisecond, DrainDelay: 5 * time.Second, ShutdownGrace: 20 * time.Second,
 	}
 }
 
@@ -86,6 +90,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.HealthAddress, "health.listen-address", o.HealthAddress, "address of the gRPC health services (liveness, readiness, envoy.service.ext_proc.v3.ExternalProcessor)")
 	fs.StringVar(&o.ScoringConfig, "scoring.config", o.ScoringConfig, "scoring configuration file, JSON or YAML, unknown fields rejected (empty: the defaults)")
 	fs.DurationVar(&o.ViewRefresh, "view.refresh-interval", o.ViewRefresh, "how often new node reports are joined into the routing view")
+	fs.DurationVar(&o.DrainDelay, "shutdown.drain-delay", o.DrainDelay, "on SIGTERM, how long to report NOT_SERVING before refusing new requests")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown.grace", o.ShutdownGrace, "then, how long in-flight requests and streamed responses get to finish (keep drain + grace under terminationGracePeriodSeconds)")
 	o.ExtProc.AddFlags(fs)
 	o.Pool.AddFlags(fs)
 }
@@ -137,6 +143,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ViewRefresh < time.Millisecond || o.ViewRefresh > time.Second {
 		errs = append(errs, fmt.Errorf("--view.refresh-interval %s: want 1ms to 1s", o.ViewRefresh))
+	}
+	if o.DrainDelay < 0 || o.ShutdownGrace < 0 {
+		errs = append(errs, errors.New("--shutdown.drain-delay and --shutdown.grace must not be negative"))
 	}
 	if o.TTLIntervals < 1 {
 		errs = append(errs, fmt.Errorf("--ingest.ttl-intervals %d: want at least 1", o.TTLIntervals))

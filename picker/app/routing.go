@@ -64,13 +64,19 @@ func (r *router) Decide(_ context.Context, req *extproc.Request) (extproc.Decisi
 	return out, nil
 }
 
-// Done implements extproc.Decider: the in-flight count drops and, for a
-// successful response, the endpoint's speed is learnt.
-func (r *router) Done(endpoint string, o extproc.Outcome) {
-	r.picker.Finished(endpoint)
+// Done implements extproc.Decider: the in-flight count of the endpoint
+// the pick counted drops (even when the gateway fell back to another)
+// and, for a successful response, the speed of the one that served is
+// learnt.
+func (r *router) Done(picked string, o extproc.Outcome) {
+	r.picker.Finished(picked)
 	r.metrics.done(o)
 	if o.Status != 200 || o.Err != nil || o.FirstByte <= 0 {
 		return
+	}
+	endpoint := o.Served
+	if endpoint == "" {
+		endpoint = picked
 	}
 	var tpot time.Duration
 	if o.CompletionTokens > 1 && o.Total > o.FirstByte {

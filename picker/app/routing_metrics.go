@@ -8,10 +8,12 @@ import (
 
 	"github.com/headroom-dev/headroom/picker/extproc"
 	"github.com/headroom-dev/headroom/picker/scoring"
+	"github.com/headroom-dev/headroom/picker/store"
 )
 
 // routeMetrics are the request path's series. Labels are bounded: results
-// and scorer names are fixed sets, endpoints are the pool's.
+// and scorer names are fixed sets, endpoints are the pool's current ones
+// (series of endpoints that left are deleted).
 type routeMetrics struct {
 	latency      prometheus.Histogram
 	decisions    *prometheus.CounterVec
@@ -98,4 +100,18 @@ func (m *routeMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.contribution.Collect(ch)
 	m.age.Collect(ch)
 	m.responses.Collect(ch)
+}
+
+// forgetGone drops the per-endpoint series of endpoints that left the
+// pool, so rollouts do not grow the series without bound.
+func (m *routeMetrics) forgetGone(old, cur []store.Target) {
+	keep := make(map[string]bool, len(cur))
+	for _, t := range cur {
+		keep[t.Address] = true
+	}
+	for _, t := range old {
+		if !keep[t.Address] {
+			m.picks.DeleteLabelValues(hostPort(t.Address))
+		}
+	}
 }

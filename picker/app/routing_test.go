@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/headroom-dev/headroom/picker/extproc"
+	"github.com/headroom-dev/headroom/picker/ingest"
+	"github.com/headroom-dev/headroom/picker/scoring"
+	"github.com/headroom-dev/headroom/picker/store"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
@@ -26,6 +31,7 @@ func TestRoutesByTelemetry(t *testing.T) {
 	o.IngestAddress, o.MetricsAddress, o.ExtProcAddress, o.HealthAddress = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	o.Pool.Endpoints = "10.0.0.1:8000,10.0.0.2:8000"
 	o.ExtProc.FallbackEndpoints = 2
+	o.DrainDelay, o.ShutdownGrace = 0, time.Second
 	p, err := New(o, discard())
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +42,8 @@ func TestRoutesByTelemetry(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	health := healthpb.NewHealthClient(dialPlain(t, p.HealthAddr().String()))
-	if st := healthStatus(t, health, "readiness"); st != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Fatalf("readiness before any report: %v", st)
+	if st := healthStatus(t, health, "liveness"); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("liveness: %v", st)
 	}
 	kvBusy, kvIdle := 0.9, 0.1
 	sendReport(t, p, &telemetryv1.NodeReport{Node: "gpu-1", AgentInstance: "a", Sequence: 1,
@@ -49,7 +55,7 @@ func TestRoutesByTelemetry(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for healthStatus(t, health, "envoy.service.ext_proc.v3.ExternalProcessor") != healthpb.HealthCheckResponse_SERVING {
 		if time.Now().After(deadline) {
-			t.Fatal("never ready after a fresh report")
+			t.Fatal("never ready with a synced pool")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -123,4 +129,30 @@ func routeChat(t *testing.T, addr, body string) string {
 	}
 	t.Fatalf("no destination header in %v", resp)
 	return ""
+}
+
+// A request the gateway sent to a fallback releases the in-flight count of
+// the endpoint that was picked, not of the one that served.
+func TestDoneReleasesThePickedEndpoint(t *testing.T) {
+	nodes := ingest.NewStore(3, nil)
+	refresher := store.NewRefresher(func() []store.Target {
+		return []store.Target{store.NewTarget("", "a", "10.0.0.1", 8000), store.NewTarget("", "b", "10.0.0.2", 8000)}
+	}, nodes, time.Second)
+	picker, err := scoring.New(scoring.DefaultConfig(), rand.NewPCG(1, 2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &router{views: refresher, picker: picker, n: 2, metrics: newRouteMetrics(), now: time.Now}
+	d, err := r.Decide(t.Context(), &extproc.Request{Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	picked, fallback := d.Endpoints[0], d.Endpoints[1]
+	if n := picker.Tracker().InFlight(picked); n != 1 {
+		t.Fatalf("in flight after the pick: %d", n)
+	}
+	r.Done(picked, extproc.Outcome{Status: 200, Served: fallback, FirstByte: time.Millisecond, Total: 2 * time.Millisecond})
+	if a, b := picker.Tracker().InFlight(picked), picker.Tracker().InFlight(fallback); a != 0 || b != 0 {
+		t.Fatalf("in flight after Done: picked %d, fallback %d; want 0 and 0", a, b)
+	}
 }

@@ -118,7 +118,9 @@ func (r *routing) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.source.Updated():
+			old := *r.targets.Load()
 			r.setTargets(r.source.Endpoints())
+			r.router.metrics.forgetGone(old, *r.targets.Load())
 			select {
 			case r.changed <- struct{}{}:
 			default:
@@ -127,27 +129,35 @@ func (r *routing) follow(ctx context.Context) {
 	}
 }
 
-// ready: the pool is synced and at least one endpoint has fresh telemetry.
+// ready: the pool is synced and has endpoints. Stale telemetry does not
+// make the picker unready: every replica would turn unready together and
+// a FailClose gateway would refuse everything, where the health filter's
+// degraded mode (rank by in-flight requests) still routes sensibly.
 func (r *routing) ready() bool {
-	if !r.source.Synced() {
-		return false
-	}
-	for _, e := range r.refresher.Current().Endpoints {
-		if !e.Stale {
-			return true
-		}
-	}
-	return false
+	return r.source.Synced() && len(r.refresher.Current().Endpoints) > 0
 }
 
-// stop ends the servers: in-flight requests get a short grace.
-func (r *routing) stop() {
+// stop ends the servers. Readiness is already NOT_SERVING (the health
+// watcher's context ended); after drain the gateways have seen that, and
+// in-flight requests, streamed responses included, get grace to finish.
+func (r *routing) stop(drain, grace time.Duration) {
+	r.health.Shutdown()
+	time.Sleep(drain)
 	done := make(chan struct{})
 	go func() { r.ext.GracefulStop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(grace):
 		r.ext.Stop()
 	}
 	r.healthSrv.Stop()
+}
+
+// closeListeners releases the ports when the picker fails before serving.
+func (r *routing) closeListeners() {
+	for _, ln := range []net.Listener{r.extLn, r.healthLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 }

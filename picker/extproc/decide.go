@@ -60,9 +60,16 @@ func (st *stream) decide(md *corev3.Metadata, withBody, trailers bool) ([]*extpr
 		code, msg := statusFor(err)
 		return nil, reject(code, msg, fmt.Errorf("decide: %w", err))
 	}
+	if len(d.Endpoints) > 0 {
+		st.picked = d.Endpoints[0]
+	}
 	st.endpoints = choose(d.Endpoints, subset, st.srv.opts.FallbackEndpoints)
 	if len(st.endpoints) == 0 {
-		return nil, reject(503, "no endpoint", fmt.Errorf("%w: decision %v outside subset %v", ErrNoEndpoint, d.Endpoints, subset))
+		err := fmt.Errorf("%w: decision %v outside subset %v", ErrNoEndpoint, d.Endpoints, subset)
+		if st.picked != "" { // release what the Decider counted
+			st.srv.decider.Done(st.picked, Outcome{Err: err})
+		}
+		return nil, reject(503, "no endpoint", err)
 	}
 	st.routed, st.decidedAt, st.state = true, st.srv.now(), awaitingResponseHeaders
 	return st.requestResponses(setModel, withBody, trailers), nil
@@ -152,7 +159,7 @@ func hostOf(addr string) string {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		return h
 	}
-	return addr
+	return strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]") // a bare IP, bracketed or not
 }
 
 // subsetHint reads filter_metadata["envoy.lb.subset_hint"]

@@ -107,8 +107,15 @@ func TestDecisionErrors(t *testing.T) {
 			if err := e.end(); err != nil {
 				t.Errorf("stream end: %v", err)
 			}
-			if _, dones := d.calls(); len(dones) != 0 {
-				t.Errorf("Done called for an undecided request: %+v", dones)
+			_, dones := d.calls()
+			// A failed Decide counted nothing: no Done. A successful one
+			// whose list turned out empty is released with an error.
+			wantDones := 0
+			if tt.err == nil && len(tt.eps) > 0 {
+				wantDones = 1
+			}
+			if len(dones) != wantDones || (wantDones == 1 && (dones[0].endpoint != tt.eps[0] || dones[0].outcome.Err == nil)) {
+				t.Errorf("Done calls %+v, want %d (releasing %q with an error)", dones, wantDones, tt.eps)
 			}
 		})
 	}

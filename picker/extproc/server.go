@@ -79,6 +79,10 @@ type Outcome struct {
 	Streamed bool
 	// Err is why the stream ended before the response did; nil otherwise.
 	Err error
+	// Served is the endpoint that served the request: the one Envoy
+	// reported, else the first of the fallback list sent. Empty when the
+	// request was not sent anywhere.
+	Served string
 }
 
 // Decider picks endpoints. It is called from many streams at once.
@@ -86,10 +90,11 @@ type Decider interface {
 	// Decide returns the endpoints for r. Errors: ErrNoEndpoint (503),
 	// ErrShed (429), ErrBadRequest (400); anything else is 503.
 	Decide(ctx context.Context, r *Request) (Decision, error)
-	// Done is called once per routed request, with the endpoint that
-	// served it (the one Envoy reports, else the first chosen), when its
-	// response ends or its stream breaks.
-	Done(endpoint string, o Outcome)
+	// Done is called exactly once for every successful Decide, with the
+	// first endpoint that Decide returned (whatever the gateway did with
+	// the list: o.Served says who served), when the response ends, the
+	// stream breaks, or the request is refused after the decision.
+	Done(picked string, o Outcome)
 }
 
 // Server is the ext_proc server.

@@ -132,7 +132,8 @@ func TestChatCompletionInChunks(t *testing.T) {
 				t.Fatalf("Done called %d times, want 1", len(dones))
 			}
 			o := dones[0]
-			if o.endpoint != "10.0.0.2:8000" || o.outcome.Status != 200 || o.outcome.PromptTokens != 31 || o.outcome.CompletionTokens != 7 ||
+			// Done names the endpoint picked; Served the one Envoy reported.
+			if o.endpoint != "10.0.0.1:8000" || o.outcome.Served != "10.0.0.2:8000" || o.outcome.Status != 200 || o.outcome.PromptTokens != 31 || o.outcome.CompletionTokens != 7 ||
 				o.outcome.Streamed || o.outcome.Err != nil || o.outcome.Total < o.outcome.FirstByte {
 				t.Errorf("Done(%q, %+v)", o.endpoint, o.outcome)
 			}

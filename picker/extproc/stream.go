@@ -71,6 +71,9 @@ type stream struct {
 	routed    bool
 	reported  bool // Done was called
 	endpoints []string
+	// picked is the first endpoint the Decider returned, before the subset
+	// filter: the one Done must name.
+	picked    string
 	served    string
 	decidedAt time.Time
 	meter     responseMeter
@@ -254,11 +257,10 @@ func (st *stream) finish(err error) {
 	} else if err == nil {
 		err = errStreamClosed
 	}
-	endpoint := st.endpoints[0]
-	if st.served != "" {
-		endpoint = st.served
-	}
 	o := st.meter.outcome(st.since())
-	o.Err = err
-	st.srv.decider.Done(endpoint, o)
+	o.Err, o.Served = err, st.endpoints[0]
+	if st.served != "" {
+		o.Served = st.served
+	}
+	st.srv.decider.Done(st.picked, o)
 }
