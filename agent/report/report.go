@@ -158,6 +158,9 @@ func modelServer(ms *snapshot.ModelServer) *telemetryv1.ModelServer {
 		kv := ms.Stats.KVCacheUsage
 		out.KvCacheUsage = &kv
 	}
+	if l := ms.Stats.Latency; l != nil {
+		out.Latency = &telemetryv1.LatencyTotals{TtftSecondsSum: l.TTFTSum, TtftCount: l.TTFTCount, TpotSecondsSum: l.TPOTSum, TpotCount: l.TPOTCount}
+	}
 	if l := ms.Stats.LoRA; l != nil {
 		out.Lora = &telemetryv1.LoRA{Running: l.Running, Waiting: l.Waiting, MaxAdapters: uint32(max(l.MaxAdapters, 0))}
 	}

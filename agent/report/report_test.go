@@ -50,7 +50,8 @@ func TestBuild(t *testing.T) {
 	s := node(2, 3, t0)
 	newer := &snapshot.ModelServer{Engine: "vllm", SampleTime: t0.Add(50 * time.Millisecond),
 		StaleSince: t0, Stats: snapshot.ModelServerStats{Waiting: 7, Running: 3, KVCacheUsage: 0.4, HasKVCacheUsage: true,
-			LoRA: &snapshot.LoRAState{Running: []string{"sql"}, MaxAdapters: 4}}}
+			LoRA:    &snapshot.LoRAState{Running: []string{"sql"}, MaxAdapters: 4},
+			Latency: &snapshot.LatencyTotals{TTFTSum: 12.5, TTFTCount: 10, TPOTSum: 3, TPOTCount: 300}}}
 	overlay := func(p *snapshot.Pod) *snapshot.ModelServer {
 		if p.Name == "vllm-1" {
 			return newer
@@ -83,6 +84,9 @@ func TestBuild(t *testing.T) {
 	}
 	if ms1.GetWaitingRequests() != 7 || ms1.GetKvCacheUsage() != 0.4 || !ms1.GetStale() || ms1.GetLora().GetMaxAdapters() != 4 {
 		t.Fatalf("overlaid reading %v", ms1)
+	}
+	if l := ms1.GetLatency(); l.GetTtftSecondsSum() != 12.5 || l.GetTtftCount() != 10 || l.GetTpotSecondsSum() != 3 || l.GetTpotCount() != 300 {
+		t.Fatalf("latency totals %v", l)
 	}
 	if m := r.GetMesh(); m.GetSidecarMemoryBytes() != 2*60<<20 || m.GetMeshVramBytes() != 0 {
 		t.Fatalf("mesh %v", m)

@@ -33,6 +33,17 @@ type ModelServerStats struct {
 	HasKVCacheUsage bool
 	// LoRA is the adapter state (vLLM); nil when the engine has none.
 	LoRA *LoRAState
+	// Latency is the server's own time to first token and time per
+	// output token, as the cumulative sum and count of its histograms;
+	// nil when it exports none. The picker turns successive readings into
+	// each endpoint's recent speed.
+	Latency *LatencyTotals
+}
+
+// LatencyTotals are cumulative histogram sums (seconds) and counts.
+type LatencyTotals struct {
+	TTFTSum, TTFTCount float64
+	TPOTSum, TPOTCount float64
 }
 
 // LoRAState lists the LoRA adapters a server has loaded.

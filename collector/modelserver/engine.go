@@ -73,13 +73,23 @@ const (
 	trtKV         = "trtllm_kv_cache_utilization"
 	tritonReqs    = "nv_trt_llm_request_metrics"
 	tritonKV      = "nv_trt_llm_kv_cache_block_metrics"
+
+	// Latency histograms: only their _sum and _count lines are kept, which
+	// the parser then reads as untyped samples (their TYPE line is not).
+	vllmTTFT    = "vllm:time_to_first_token_seconds"
+	vllmITL     = "vllm:inter_token_latency_seconds"
+	vllmTPOTOld = "vllm:time_per_output_token_seconds"
+	sglangTTFT  = "sglang:time_to_first_token_seconds"
+	sglangITL   = "sglang:inter_token_latency_seconds"
 )
 
 // families are the metric families each engine's extraction reads; every
 // other line of a response is dropped before parsing.
 var families = map[Engine][]string{
-	VLLM:   {vllmWaiting, vllmRunning, vllmKV, vllmKVOld, vllmLoRA},
-	SGLang: {sglangWaiting, sglangRunning, sglangKV},
+	VLLM: {vllmWaiting, vllmRunning, vllmKV, vllmKVOld, vllmLoRA,
+		vllmTTFT + "_sum", vllmTTFT + "_count", vllmITL + "_sum", vllmITL + "_count", vllmTPOTOld + "_sum", vllmTPOTOld + "_count"},
+	SGLang: {sglangWaiting, sglangRunning, sglangKV,
+		sglangTTFT + "_sum", sglangTTFT + "_count", sglangITL + "_sum", sglangITL + "_count"},
 	TRTLLM: {trtWaiting, trtRunning, trtKV},
 	Triton: {tritonReqs, tritonKV},
 }
@@ -143,7 +153,9 @@ func decodeProto(body []byte, want []string) (map[string]*dto.MetricFamily, erro
 		if err != nil {
 			return nil, err
 		}
-		if slices.Contains(want, mf.GetName()) {
+		// A histogram arrives whole in protobuf: it is wanted when its
+		// _sum is (the text path keeps only _sum and _count lines).
+		if slices.Contains(want, mf.GetName()) || slices.Contains(want, mf.GetName()+"_sum") {
 			out[mf.GetName()] = mf
 		}
 	}
@@ -219,8 +231,10 @@ func extract(e Engine, fams map[string]*dto.MetricFamily) (snapshot.ModelServerS
 			st.KVCacheUsage, st.HasKVCacheUsage = maxOf(fams[vllmKVOld], nil)
 		}
 		st.LoRA = loraState(fams[vllmLoRA])
+		st.Latency = latency(fams, vllmTTFT, vllmITL, vllmTPOTOld)
 	case SGLang:
 		found = fill(&st, fams[sglangWaiting], fams[sglangRunning], fams[sglangKV])
+		st.Latency = latency(fams, sglangTTFT, sglangITL, "")
 	case TRTLLM:
 		found = fill(&st, fams[trtWaiting], fams[trtRunning], fams[trtKV])
 	case Triton:
@@ -343,4 +357,45 @@ func splitNames(s string) []string {
 		}
 	}
 	return out
+}
+
+// latency reads the _sum and _count of a time-to-first-token histogram and
+// of a per-output-token one (the first of tpot names that is there),
+// summed over series; nil when neither is exported.
+func latency(fams map[string]*dto.MetricFamily, ttft string, tpot ...string) *snapshot.LatencyTotals {
+	var l snapshot.LatencyTotals
+	var okT, okP bool
+	l.TTFTSum, l.TTFTCount, okT = histTotals(fams, ttft)
+	for _, name := range tpot {
+		if name == "" {
+			continue
+		}
+		if l.TPOTSum, l.TPOTCount, okP = histTotals(fams, name); okP {
+			break
+		}
+	}
+	if !okT && !okP {
+		return nil
+	}
+	return &l
+}
+
+// histTotals sums a histogram's sum and count over its series: from the
+// family itself (protobuf), or from its _sum and _count samples (text).
+func histTotals(fams map[string]*dto.MetricFamily, name string) (total, count float64, ok bool) {
+	if f := fams[name]; f != nil {
+		for _, m := range f.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				total += h.GetSampleSum()
+				count += float64(h.GetSampleCount())
+				ok = true
+			}
+		}
+		if ok {
+			return total, count, true
+		}
+	}
+	total, ok = sum(fams[name+"_sum"], nil)
+	count, _ = sum(fams[name+"_count"], nil)
+	return total, count, ok
 }

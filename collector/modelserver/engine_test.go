@@ -32,13 +32,28 @@ var fixtureStats = []struct {
 	// Two data-parallel engines: counts summed, KV the fuller one; LoRA
 	// from the newest series, which is not the last one listed.
 	{"vllm.prom", VLLM, snapshot.ModelServerStats{Waiting: 5, Running: 21, KVCacheUsage: 0.63, HasKVCacheUsage: true,
-		LoRA: &snapshot.LoRAState{Running: []string{"sql-lora", "chat-lora"}, Waiting: []string{"summarize"}, MaxAdapters: 4}}},
+		LoRA: &snapshot.LoRAState{Running: []string{"sql-lora", "chat-lora"}, Waiting: []string{"summarize"}, MaxAdapters: 4},
+		// Latency: both engines' _sum and _count, the newer inter-token name.
+		Latency: &snapshot.LatencyTotals{TTFTSum: add(9715.013887, 5785.808282), TTFTCount: 7052,
+			TPOTSum: add(5213.657083, 2735.676526), TPOTCount: 9730}}},
 	// Older vLLM: gpu_cache_usage_perc; LoRA off (max_lora 0).
-	{"vllm-v0.prom", VLLM, snapshot.ModelServerStats{Waiting: 1, Running: 7, KVCacheUsage: 0.275, HasKVCacheUsage: true}},
-	{"sglang.prom", SGLang, snapshot.ModelServerStats{Waiting: 7, Running: 30, KVCacheUsage: 0.82, HasKVCacheUsage: true}},
+	// Its fixture has the TTFT histogram only.
+	{"vllm-v0.prom", VLLM, snapshot.ModelServerStats{Waiting: 1, Running: 7, KVCacheUsage: 0.275, HasKVCacheUsage: true,
+		Latency: &snapshot.LatencyTotals{TTFTSum: 11980.099073, TTFTCount: 6342}}},
+	{"sglang.prom", SGLang, snapshot.ModelServerStats{Waiting: 7, Running: 30, KVCacheUsage: 0.82, HasKVCacheUsage: true,
+		Latency: &snapshot.LatencyTotals{TTFTSum: 3213.046131, TTFTCount: 1884, TPOTSum: 210.455073, TPOTCount: 763}}},
 	{"trtllm.prom", TRTLLM, snapshot.ModelServerStats{Waiting: 4, Running: 16, KVCacheUsage: 0.55, HasKVCacheUsage: true}},
 	// Two TensorRT-LLM models: waiting 6+1, scheduled 10+3, KV max.
 	{"triton.prom", Triton, snapshot.ModelServerStats{Waiting: 7, Running: 13, KVCacheUsage: 0.72, HasKVCacheUsage: true}},
+}
+
+// add sums in order from 0, as the parser does, so results compare exactly.
+func add(xs ...float64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 func TestParseFixtures(t *testing.T) {
@@ -58,7 +73,7 @@ func TestParseFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("stats = %+v (LoRA %+v), want %+v (LoRA %+v)", got, got.LoRA, tc.want, tc.want.LoRA)
+				t.Errorf("stats = %+v (LoRA %+v, latency %+v), want %+v (LoRA %+v, latency %+v)", got, got.LoRA, got.Latency, tc.want, tc.want.LoRA, tc.want.Latency)
 			}
 		})
 	}

@@ -93,6 +93,13 @@ func validatePod(p *telemetryv1.Pod) error {
 			return errors.New("request counts must be finite and non-negative")
 		}
 	}
+	if l := ms.GetLatency(); l != nil {
+		for _, v := range []float64{l.GetTtftSecondsSum(), l.GetTtftCount(), l.GetTpotSecondsSum(), l.GetTpotCount()} {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return errors.New("latency totals must be finite and non-negative")
+			}
+		}
+	}
 	if err := ratio(ms.KvCacheUsage); err != nil {
 		return fmt.Errorf("kv cache usage: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/picker/store"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // maxSpeedEntries bounds the endpoints whose speed is remembered.
@@ -24,6 +25,9 @@ type SpeedScorer struct {
 
 	mu sync.RWMutex
 	m  map[string]*speed
+
+	// last holds each endpoint's previous latency totals (Learn).
+	last map[string]*telemetryv1.LatencyTotals
 }
 
 // speed holds float64 seconds as bits (0: not observed); written under

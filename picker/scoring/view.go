@@ -60,6 +60,9 @@ func (p *Picker) state(v *store.View) *viewState {
 	if vs := p.cached(v); vs != nil {
 		return vs
 	}
+	if p.speed != nil {
+		p.speed.Learn(v) // the servers' own latency histograms, once per view
+	}
 	vs := p.buildState(v)
 	p.prev.Store(p.view.Load())
 	p.view.Store(vs)

@@ -606,8 +606,12 @@ type ModelServer struct {
 	WaitingRequests float64 `protobuf:"fixed64,4,opt,name=waiting_requests,json=waitingRequests,proto3" json:"waiting_requests,omitempty"`
 	RunningRequests float64 `protobuf:"fixed64,5,opt,name=running_requests,json=runningRequests,proto3" json:"running_requests,omitempty"`
 	// kv_cache_usage is the fraction of KV-cache blocks in use, 0–1.
-	KvCacheUsage  *float64 `protobuf:"fixed64,6,opt,name=kv_cache_usage,json=kvCacheUsage,proto3,oneof" json:"kv_cache_usage,omitempty"`
-	Lora          *LoRA    `protobuf:"bytes,7,opt,name=lora,proto3" json:"lora,omitempty"`
+	KvCacheUsage *float64 `protobuf:"fixed64,6,opt,name=kv_cache_usage,json=kvCacheUsage,proto3,oneof" json:"kv_cache_usage,omitempty"`
+	Lora         *LoRA    `protobuf:"bytes,7,opt,name=lora,proto3" json:"lora,omitempty"`
+	// latency is the server's own latency histograms, cumulative; absent
+	// when it exports none. The picker learns each endpoint's speed from the
+	// change between reports.
+	Latency       *LatencyTotals `protobuf:"bytes,8,opt,name=latency,proto3" json:"latency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -691,6 +695,84 @@ func (x *ModelServer) GetLora() *LoRA {
 	return nil
 }
 
+func (x *ModelServer) GetLatency() *LatencyTotals {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+// LatencyTotals are the cumulative sum (seconds) and count of a server's
+// time-to-first-token and time-per-output-token histograms, summed over
+// its series.
+type LatencyTotals struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	TtftSecondsSum float64                `protobuf:"fixed64,1,opt,name=ttft_seconds_sum,json=ttftSecondsSum,proto3" json:"ttft_seconds_sum,omitempty"`
+	TtftCount      float64                `protobuf:"fixed64,2,opt,name=ttft_count,json=ttftCount,proto3" json:"ttft_count,omitempty"`
+	TpotSecondsSum float64                `protobuf:"fixed64,3,opt,name=tpot_seconds_sum,json=tpotSecondsSum,proto3" json:"tpot_seconds_sum,omitempty"`
+	TpotCount      float64                `protobuf:"fixed64,4,opt,name=tpot_count,json=tpotCount,proto3" json:"tpot_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LatencyTotals) Reset() {
+	*x = LatencyTotals{}
+	mi := &file_telemetry_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencyTotals) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencyTotals) ProtoMessage() {}
+
+func (x *LatencyTotals) ProtoReflect() protoreflect.Message {
+	mi := &file_telemetry_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencyTotals.ProtoReflect.Descriptor instead.
+func (*LatencyTotals) Descriptor() ([]byte, []int) {
+	return file_telemetry_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LatencyTotals) GetTtftSecondsSum() float64 {
+	if x != nil {
+		return x.TtftSecondsSum
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetTtftCount() float64 {
+	if x != nil {
+		return x.TtftCount
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetTpotSecondsSum() float64 {
+	if x != nil {
+		return x.TpotSecondsSum
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetTpotCount() float64 {
+	if x != nil {
+		return x.TpotCount
+	}
+	return 0
+}
+
 // LoRA is the adapter state of a server that serves LoRA adapters.
 type LoRA struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -703,7 +785,7 @@ type LoRA struct {
 
 func (x *LoRA) Reset() {
 	*x = LoRA{}
-	mi := &file_telemetry_proto_msgTypes[7]
+	mi := &file_telemetry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +797,7 @@ func (x *LoRA) String() string {
 func (*LoRA) ProtoMessage() {}
 
 func (x *LoRA) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[7]
+	mi := &file_telemetry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +810,7 @@ func (x *LoRA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoRA.ProtoReflect.Descriptor instead.
 func (*LoRA) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{7}
+	return file_telemetry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LoRA) GetRunning() []string {
@@ -766,7 +848,7 @@ type MeshOverhead struct {
 
 func (x *MeshOverhead) Reset() {
 	*x = MeshOverhead{}
-	mi := &file_telemetry_proto_msgTypes[8]
+	mi := &file_telemetry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +860,7 @@ func (x *MeshOverhead) String() string {
 func (*MeshOverhead) ProtoMessage() {}
 
 func (x *MeshOverhead) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[8]
+	mi := &file_telemetry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +873,7 @@ func (x *MeshOverhead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshOverhead.ProtoReflect.Descriptor instead.
 func (*MeshOverhead) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{8}
+	return file_telemetry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MeshOverhead) GetSidecarMemoryBytes() uint64 {
@@ -821,7 +903,7 @@ type StreamAck struct {
 
 func (x *StreamAck) Reset() {
 	*x = StreamAck{}
-	mi := &file_telemetry_proto_msgTypes[9]
+	mi := &file_telemetry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +915,7 @@ func (x *StreamAck) String() string {
 func (*StreamAck) ProtoMessage() {}
 
 func (x *StreamAck) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[9]
+	mi := &file_telemetry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +928,7 @@ func (x *StreamAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamAck.ProtoReflect.Descriptor instead.
 func (*StreamAck) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{9}
+	return file_telemetry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StreamAck) GetNode() string {
@@ -925,7 +1007,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x12\n" +
 	"\x04port\x18\x05 \x01(\rR\x04port\x12\x1b\n" +
 	"\tgpu_uuids\x18\x06 \x03(\tR\bgpuUuids\x12E\n" +
-	"\fmodel_server\x18\a \x01(\v2\".headroom.telemetry.v1.ModelServerR\vmodelServer\"\xb3\x02\n" +
+	"\fmodel_server\x18\a \x01(\v2\".headroom.telemetry.v1.ModelServerR\vmodelServer\"\xf3\x02\n" +
 	"\vModelServer\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x121\n" +
 	"\x15sample_time_unix_nano\x18\x02 \x01(\x06R\x12sampleTimeUnixNano\x12\x14\n" +
@@ -933,8 +1015,16 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x10waiting_requests\x18\x04 \x01(\x01R\x0fwaitingRequests\x12)\n" +
 	"\x10running_requests\x18\x05 \x01(\x01R\x0frunningRequests\x12)\n" +
 	"\x0ekv_cache_usage\x18\x06 \x01(\x01H\x00R\fkvCacheUsage\x88\x01\x01\x12/\n" +
-	"\x04lora\x18\a \x01(\v2\x1b.headroom.telemetry.v1.LoRAR\x04loraB\x11\n" +
-	"\x0f_kv_cache_usage\"]\n" +
+	"\x04lora\x18\a \x01(\v2\x1b.headroom.telemetry.v1.LoRAR\x04lora\x12>\n" +
+	"\alatency\x18\b \x01(\v2$.headroom.telemetry.v1.LatencyTotalsR\alatencyB\x11\n" +
+	"\x0f_kv_cache_usage\"\xa1\x01\n" +
+	"\rLatencyTotals\x12(\n" +
+	"\x10ttft_seconds_sum\x18\x01 \x01(\x01R\x0ettftSecondsSum\x12\x1d\n" +
+	"\n" +
+	"ttft_count\x18\x02 \x01(\x01R\tttftCount\x12(\n" +
+	"\x10tpot_seconds_sum\x18\x03 \x01(\x01R\x0etpotSecondsSum\x12\x1d\n" +
+	"\n" +
+	"tpot_count\x18\x04 \x01(\x01R\ttpotCount\"]\n" +
 	"\x04LoRA\x12\x18\n" +
 	"\arunning\x18\x01 \x03(\tR\arunning\x12\x18\n" +
 	"\awaiting\x18\x02 \x03(\tR\awaiting\x12!\n" +
@@ -960,35 +1050,37 @@ func file_telemetry_proto_rawDescGZIP() []byte {
 	return file_telemetry_proto_rawDescData
 }
 
-var file_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_telemetry_proto_goTypes = []any{
-	(*NodeReport)(nil),   // 0: headroom.telemetry.v1.NodeReport
-	(*GPU)(nil),          // 1: headroom.telemetry.v1.GPU
-	(*GPUHealth)(nil),    // 2: headroom.telemetry.v1.GPUHealth
-	(*XidCount)(nil),     // 3: headroom.telemetry.v1.XidCount
-	(*Process)(nil),      // 4: headroom.telemetry.v1.Process
-	(*Pod)(nil),          // 5: headroom.telemetry.v1.Pod
-	(*ModelServer)(nil),  // 6: headroom.telemetry.v1.ModelServer
-	(*LoRA)(nil),         // 7: headroom.telemetry.v1.LoRA
-	(*MeshOverhead)(nil), // 8: headroom.telemetry.v1.MeshOverhead
-	(*StreamAck)(nil),    // 9: headroom.telemetry.v1.StreamAck
+	(*NodeReport)(nil),    // 0: headroom.telemetry.v1.NodeReport
+	(*GPU)(nil),           // 1: headroom.telemetry.v1.GPU
+	(*GPUHealth)(nil),     // 2: headroom.telemetry.v1.GPUHealth
+	(*XidCount)(nil),      // 3: headroom.telemetry.v1.XidCount
+	(*Process)(nil),       // 4: headroom.telemetry.v1.Process
+	(*Pod)(nil),           // 5: headroom.telemetry.v1.Pod
+	(*ModelServer)(nil),   // 6: headroom.telemetry.v1.ModelServer
+	(*LatencyTotals)(nil), // 7: headroom.telemetry.v1.LatencyTotals
+	(*LoRA)(nil),          // 8: headroom.telemetry.v1.LoRA
+	(*MeshOverhead)(nil),  // 9: headroom.telemetry.v1.MeshOverhead
+	(*StreamAck)(nil),     // 10: headroom.telemetry.v1.StreamAck
 }
 var file_telemetry_proto_depIdxs = []int32{
-	1, // 0: headroom.telemetry.v1.NodeReport.gpus:type_name -> headroom.telemetry.v1.GPU
-	5, // 1: headroom.telemetry.v1.NodeReport.pods:type_name -> headroom.telemetry.v1.Pod
-	8, // 2: headroom.telemetry.v1.NodeReport.mesh:type_name -> headroom.telemetry.v1.MeshOverhead
-	2, // 3: headroom.telemetry.v1.GPU.health:type_name -> headroom.telemetry.v1.GPUHealth
-	4, // 4: headroom.telemetry.v1.GPU.processes:type_name -> headroom.telemetry.v1.Process
-	3, // 5: headroom.telemetry.v1.GPUHealth.xid_errors:type_name -> headroom.telemetry.v1.XidCount
-	6, // 6: headroom.telemetry.v1.Pod.model_server:type_name -> headroom.telemetry.v1.ModelServer
-	7, // 7: headroom.telemetry.v1.ModelServer.lora:type_name -> headroom.telemetry.v1.LoRA
-	0, // 8: headroom.telemetry.v1.TelemetryService.Stream:input_type -> headroom.telemetry.v1.NodeReport
-	9, // 9: headroom.telemetry.v1.TelemetryService.Stream:output_type -> headroom.telemetry.v1.StreamAck
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: headroom.telemetry.v1.NodeReport.gpus:type_name -> headroom.telemetry.v1.GPU
+	5,  // 1: headroom.telemetry.v1.NodeReport.pods:type_name -> headroom.telemetry.v1.Pod
+	9,  // 2: headroom.telemetry.v1.NodeReport.mesh:type_name -> headroom.telemetry.v1.MeshOverhead
+	2,  // 3: headroom.telemetry.v1.GPU.health:type_name -> headroom.telemetry.v1.GPUHealth
+	4,  // 4: headroom.telemetry.v1.GPU.processes:type_name -> headroom.telemetry.v1.Process
+	3,  // 5: headroom.telemetry.v1.GPUHealth.xid_errors:type_name -> headroom.telemetry.v1.XidCount
+	6,  // 6: headroom.telemetry.v1.Pod.model_server:type_name -> headroom.telemetry.v1.ModelServer
+	8,  // 7: headroom.telemetry.v1.ModelServer.lora:type_name -> headroom.telemetry.v1.LoRA
+	7,  // 8: headroom.telemetry.v1.ModelServer.latency:type_name -> headroom.telemetry.v1.LatencyTotals
+	0,  // 9: headroom.telemetry.v1.TelemetryService.Stream:input_type -> headroom.telemetry.v1.NodeReport
+	10, // 10: headroom.telemetry.v1.TelemetryService.Stream:output_type -> headroom.telemetry.v1.StreamAck
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_telemetry_proto_init() }
@@ -1004,7 +1096,7 @@ func file_telemetry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_telemetry_proto_rawDesc), len(file_telemetry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
