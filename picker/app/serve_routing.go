@@ -27,17 +27,19 @@ import (
 // them with the node reports, the scoring, and the ext_proc and health
 // servers.
 type routing struct {
-	source    pool.Runnable
-	targets   atomic.Pointer[[]store.Target]
-	refresher *store.Refresher
-	changed   chan struct{}
-	router    *router
-	ext       *grpc.Server
-	health    *health.Server
-	healthSrv *grpc.Server
-	extLn     net.Listener
-	healthLn  net.Listener
-	logger    *slog.Logger
+	source pool.Runnable
+	// objectives says which requests are sheddable; nil with --endpoints.
+	objectives *pool.Objectives
+	targets    atomic.Pointer[[]store.Target]
+	refresher  *store.Refresher
+	changed    chan struct{}
+	router     *router
+	ext        *grpc.Server
+	health     *health.Server
+	healthSrv  *grpc.Server
+	extLn      net.Listener
+	healthLn   net.Listener
+	logger     *slog.Logger
 }
 
 func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger *slog.Logger) (*routing, error) {
@@ -68,7 +70,14 @@ func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger
 	r.refresher = store.NewRefresher(func() []store.Target { return *r.targets.Load() }, nodes, o.ViewRefresh)
 	r.router = &router{views: r.refresher, picker: picker, n: o.ExtProc.FallbackEndpoints, metrics: newRouteMetrics(), now: time.Now}
 	reg.MustRegister(r.router.metrics)
-	ext, err := extproc.New(r.router, o.ExtProc, logger.With("component", "extproc"))
+	var extOpts []extproc.ServerOption
+	if cfg != nil {
+		if r.objectives, err = pool.NewObjectives(cfg, o.Pool.Namespace, o.Pool.Pool, logger.With("component", "objectives")); err != nil {
+			return nil, err
+		}
+		extOpts = append(extOpts, extproc.WithSheddable(r.objectives.Sheddable))
+	}
+	ext, err := extproc.New(r.router, o.ExtProc, logger.With("component", "extproc"), extOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +115,9 @@ func (r *routing) run(ctx context.Context, errc chan<- error) {
 			errc <- fmt.Errorf("pool: %w", err)
 		}
 	}()
+	if r.objectives != nil {
+		go r.objectives.Run(ctx)
+	}
 	go r.follow(ctx)
 	go r.refresher.Run(ctx, r.changed)
 	go watchReadiness(ctx, r.health, r.ready, 250*time.Millisecond)

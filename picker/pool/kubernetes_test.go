@@ -35,7 +35,7 @@ func TestKubernetes(t *testing.T) {
 	}
 	crd := filepath.Join(testenv.ModuleDir(t, "sigs.k8s.io/gateway-api-inference-extension"),
 		"config", "crd", "bases", "inference.networking.k8s.io_inferencepools.yaml")
-	_, cfg := testenv.Start(t, testenv.WithCRDs(crd))
+	_, cfg := testenv.Start(t, testenv.WithCRDs(crd, filepath.Join("testdata", "inferenceobjectives.yaml")))
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +53,7 @@ func TestKubernetes(t *testing.T) {
 		{"selector change", testSelectorChange},
 		{"pool deleted and recreated", testPoolDeletedAndRecreated},
 		{"pool created after start", testPoolCreatedAfterStart},
+		{"objectives decide what is sheddable", testObjectives},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
