@@ -53,9 +53,17 @@ func TestRoutesByTelemetry(t *testing.T) {
 			{Name: "idle", Ip: "10.0.0.2", ModelServer: &telemetryv1.ModelServer{Engine: "vllm", RunningRequests: 2, KvCacheUsage: &kvIdle}},
 		}})
 	deadline := time.Now().Add(10 * time.Second)
-	for healthStatus(t, health, "envoy.service.ext_proc.v3.ExternalProcessor") != healthpb.HealthCheckResponse_SERVING {
+	joined := func() bool {
+		for _, e := range p.route.refresher.Current().Endpoints {
+			if e.Stale {
+				return false
+			}
+		}
+		return true
+	}
+	for healthStatus(t, health, "envoy.service.ext_proc.v3.ExternalProcessor") != healthpb.HealthCheckResponse_SERVING || !joined() {
 		if time.Now().After(deadline) {
-			t.Fatal("never ready with a synced pool")
+			t.Fatal("never ready with the report joined into the view")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
