@@ -12,40 +12,6 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 )
 
-// passthrough is the baseline ext_proc server: it answers every message
-// at once, echoing bodies, and parses nothing.
-type passthrough struct {
-	extprocv3.UnimplementedExternalProcessorServer
-}
-
-func (passthrough) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
-	for {
-		req, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var out *extprocv3.ProcessingResponse
-		switch r := req.GetRequest().(type) {
-		case *extprocv3.ProcessingRequest_RequestHeaders:
-			out = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
-		case *extprocv3.ProcessingRequest_RequestBody:
-			out = appendRequestBody(nil, r.RequestBody.GetBody(), 1<<30, r.RequestBody.GetEndOfStream())[0]
-		case *extprocv3.ProcessingRequest_ResponseHeaders:
-			out = responseHeadersResponse("")
-		case *extprocv3.ProcessingRequest_ResponseBody:
-			out = responseBodyResponse(r.ResponseBody.GetBody(), r.ResponseBody.GetEndOfStream())
-		default:
-			continue
-		}
-		if err := s.Send(out); err != nil {
-			return err
-		}
-	}
-}
-
 type trivialDecider struct{}
 
 func (trivialDecider) Decide(context.Context, *Request) (Decision, error) {
@@ -116,7 +82,7 @@ func BenchmarkDecisionPath(b *testing.B) {
 				if impl == "picker" {
 					h = startServer(b, trivialDecider{}, DefaultOptions())
 				} else {
-					h = startGRPC(b, passthrough{})
+					h = startGRPC(b, PassThrough{})
 				}
 				ctx := context.Background()
 				b.ReportAllocs()

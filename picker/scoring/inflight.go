@@ -163,28 +163,35 @@ func (f *flight) since(sample int64) int64 {
 }
 
 // resolve returns the entries of eps' addresses, creating missing ones,
-// and drops idle entries of addresses not in eps once the map has grown
-// well past them.
+// and drops idle entries of addresses no longer in the view.
 func (t *Tracker) resolve(eps []*store.Endpoint) []*flight {
-	out := make([]*flight, len(eps))
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return resolveEntries(t.m, eps, func(f *flight) bool { return f.n.Load() == 0 })
+}
+
+// resolveEntries returns m's entries for eps' addresses, creating missing
+// ones (so later updates land where the view reads), and once m has grown
+// well past the view, drops the entries of other addresses that idle
+// allows. The caller holds the lock guarding m.
+func resolveEntries[T any](m map[string]*T, eps []*store.Endpoint, idle func(*T) bool) []*T {
+	out := make([]*T, len(eps))
 	for i, ep := range eps {
-		f := t.m[ep.Address]
-		if f == nil {
-			f = &flight{}
-			t.m[ep.Address] = f
+		e := m[ep.Address]
+		if e == nil {
+			e = new(T)
+			m[ep.Address] = e
 		}
-		out[i] = f
+		out[i] = e
 	}
-	if len(t.m) > 2*len(eps)+1024 {
+	if len(m) > 2*len(eps)+1024 {
 		keep := make(map[string]bool, len(eps))
 		for _, ep := range eps {
 			keep[ep.Address] = true
 		}
-		for a, f := range t.m {
-			if !keep[a] && f.n.Load() == 0 {
-				delete(t.m, a)
+		for a, e := range m {
+			if !keep[a] && idle(e) {
+				delete(m, a)
 			}
 		}
 	}

@@ -111,33 +111,11 @@ func (s *SpeedScorer) scoreView(_ *Request, vs *viewState, idx []int32, scores [
 	return true
 }
 
-// resolve returns the entries of eps' addresses, creating missing ones so
-// that later observations land where the view reads, and drops entries
-// of addresses not in eps once the map has grown well past them.
+// resolve returns the entries of eps' addresses (see resolveEntries).
 func (s *SpeedScorer) resolve(eps []*store.Endpoint) []*speed {
-	out := make([]*speed, len(eps))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, ep := range eps {
-		sp := s.m[ep.Address]
-		if sp == nil {
-			sp = &speed{}
-			s.m[ep.Address] = sp
-		}
-		out[i] = sp
-	}
-	if len(s.m) > 2*len(eps)+1024 {
-		keep := make(map[string]bool, len(eps))
-		for _, ep := range eps {
-			keep[ep.Address] = true
-		}
-		for a := range s.m {
-			if !keep[a] {
-				delete(s.m, a)
-			}
-		}
-	}
-	return out
+	return resolveEntries(s.m, eps, func(*speed) bool { return true })
 }
 
 // speedScores scores n endpoints whose speed entries sp returns.

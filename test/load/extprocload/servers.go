@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/headroom-dev/headroom/picker/app"
+	"github.com/headroom-dev/headroom/picker/extproc"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
@@ -36,7 +36,7 @@ func child(role string, args []string) error {
 			return err
 		}
 		g := grpc.NewServer()
-		extprocv3.RegisterExternalProcessorServer(g, passthrough{})
+		extprocv3.RegisterExternalProcessorServer(g, extproc.PassThrough{})
 		return g.Serve(ln)
 	}
 	return fmt.Errorf("unknown role %q", role)
@@ -85,36 +85,5 @@ func feed(ctx context.Context, addr string, r *telemetryv1.NodeReport) {
 			return
 		}
 		time.Sleep(time.Second)
-	}
-}
-
-// passthrough answers every message at once, echoing bodies.
-type passthrough struct {
-	extprocv3.UnimplementedExternalProcessorServer
-}
-
-func (passthrough) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
-	for {
-		req, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var out *extprocv3.ProcessingResponse
-		switch r := req.GetRequest().(type) {
-		case *extprocv3.ProcessingRequest_RequestHeaders:
-			out = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
-		case *extprocv3.ProcessingRequest_RequestBody:
-			out = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
-				Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_StreamedResponse{
-					StreamedResponse: &extprocv3.StreamedBodyResponse{Body: r.RequestBody.GetBody(), EndOfStream: r.RequestBody.GetEndOfStream()}}}}}}}
-		default:
-			continue
-		}
-		if err := s.Send(out); err != nil {
-			return err
-		}
 	}
 }
