@@ -37,6 +37,8 @@ type gpu struct {
 	load   float64
 	procs  []Process
 	lost   bool
+	// forced holds clocks-event bits set by ForceThrottle.
+	forced uint64
 
 	// last is when the model was last advanced.
 	last time.Time
@@ -82,7 +84,7 @@ func (g *gpu) memory() nvml.Memory_v2 {
 
 // throttleReasons derives the clocks-event mask from load and temperature.
 func (g *gpu) throttleReasons() uint64 {
-	var r uint64
+	r := g.forced
 	if g.load == 0 {
 		r |= nvml.ClocksEventReasonGpuIdle
 	}
@@ -97,7 +99,7 @@ func (g *gpu) throttleReasons() uint64 {
 
 // smClock is the boost clock, cut by a fifth under thermal slowdown.
 func (g *gpu) smClock(p profile) uint32 {
-	if g.temp >= throttleC {
+	if g.temp >= throttleC || g.forced != 0 {
 		return p.smClockMHz * 4 / 5
 	}
 	return p.smClockMHz

@@ -161,6 +161,20 @@ func (s *Server) SetAmbient(i int, celsius float64) {
 	g.ambient = celsius
 }
 
+// ThrottleHWSlowdown is NVML's hardware-slowdown clocks-event bit, for
+// ForceThrottle.
+const ThrottleHWSlowdown = nvml.ClocksThrottleReasonHwSlowdown
+
+// ForceThrottle makes GPU i report the clocks-event bits in mask on top of
+// those its load and temperature give, with its SM clock cut as under
+// slowdown, until called again with 0: a GPU held back by a power brake or
+// a failing fan whatever its load.
+func (s *Server) ForceThrottle(i int, mask uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gpus[i].forced = mask
+}
+
 // AddECCErrors adds to GPU i's volatile ECC counters.
 func (s *Server) AddECCErrors(i int, corrected, uncorrected uint64) {
 	s.mu.Lock()

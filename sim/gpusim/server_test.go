@@ -68,3 +68,22 @@ func TestLoadModel(t *testing.T) {
 		t.Errorf("memory %+v: want used+free+reserved = total and the model server holding most", m)
 	}
 }
+
+func TestForceThrottle(t *testing.T) {
+	t.Parallel()
+	s, _ := New(Options{Profile: "dgxh100"})
+	s.SetLoad(0, 0.5)
+	s.SetLoad(1, 0.5)
+	s.ForceThrottle(0, ThrottleHWSlowdown)
+	forced, _ := s.Devices[0].GetCurrentClocksEventReasons()
+	plain, _ := s.Devices[1].GetCurrentClocksEventReasons()
+	fclk, _ := s.Devices[0].GetClockInfo(nvml.CLOCK_SM)
+	pclk, _ := s.Devices[1].GetClockInfo(nvml.CLOCK_SM)
+	if forced&ThrottleHWSlowdown == 0 || plain&ThrottleHWSlowdown != 0 || fclk >= pclk {
+		t.Errorf("forced GPU: reasons %#x clock %d; plain GPU: reasons %#x clock %d", forced, fclk, plain, pclk)
+	}
+	s.ForceThrottle(0, 0)
+	if r, _ := s.Devices[0].GetCurrentClocksEventReasons(); r&ThrottleHWSlowdown != 0 {
+		t.Errorf("cleared GPU still reports %#x", r)
+	}
+}
