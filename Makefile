@@ -14,7 +14,7 @@ export CGO_ENABLED ?= 1
 # kube-apiserver and etcd for envtest (hack/envtest-assets.sh builds them).
 export KUBEBUILDER_ASSETS := $(CURDIR)/$(CACHE)/envtest
 
-.PHONY: help build test test-nocgo envtest-assets lint generate check-generated demo bench bench-agent bench-stream bench-picker realgpu-build clean
+.PHONY: help build test test-nocgo envtest-assets lint generate check-generated demo bench bench-agent bench-stream bench-picker bench-routing realgpu-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,11 @@ bench-stream: ## telemetry load runs: picker ingest at 1,000 nodes (1 and 10 Hz)
 	$(BIN)/ingestload -nodes 1000 -rate 1 $(INGESTLOAD_FLAGS)
 	$(BIN)/ingestload -nodes 1000 -rate 10 $(INGESTLOAD_FLAGS)
 	$(BIN)/pollstream -pods 100 -period 50ms $(POLLSTREAM_FLAGS)
+
+bench-routing: ## routing-quality benchmark: policies x scenarios x loads on the simulated cluster (about 30 min; docs/benchmarks.md)
+	$(GO) build -o $(BIN)/routing ./test/load/routing
+	$(BIN)/routing -markdown $(BIN)/routing.md -plots docs/img $(ROUTING_FLAGS)
+	cat $(BIN)/routing.md
 
 realgpu-build: ## build the agent and the NVML test with cgo into bin/gpu for hack/realgpu.sh on a GPU machine
 	mkdir -p $(BIN)/gpu

@@ -37,7 +37,7 @@ func run(args []string) int {
 	defer stop()
 	fi, _ := os.Stdout.Stat()
 	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	if err := demo.Run(ctx, opts, os.Stdout, tty, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "headroom-demo:", err)
 		return 1

@@ -1,10 +1,11 @@
 //go:build cgo
 
-// Package demo runs headroom on simulated GPUs in one process, with a live
-// terminal view of what the agent sees. At this stage it is one node: a
-// simulated DGX server under a moving load, read by a real agent over the
-// same NVML adapter a GPU node uses, served as a Prometheus target and
-// streamed to one picker replica.
+// Package demo runs the whole headroom system in one process, with no GPU
+// and no cluster: simulated GPU nodes with simulated vLLM servers, a real
+// headroom-agent per node, two headroom-picker replicas, a gateway that
+// plays Envoy's part, and a load generator. It runs the same load under
+// each routing policy in turn, draws a live view while it runs, and ends
+// with a table comparing the policies.
 package demo
 
 import (
@@ -14,111 +15,123 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent"
-	"github.com/headroom-dev/headroom/collector/dcgm"
-	"github.com/headroom-dev/headroom/collector/nvml"
-	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
-	"github.com/headroom-dev/headroom/collector/pods"
-	"github.com/headroom-dev/headroom/sim/gpusim"
+	"github.com/headroom-dev/headroom/sim/cluster"
+	"github.com/headroom-dev/headroom/sim/modelsim"
 )
 
 // Options configures the demo.
 type Options struct {
-	Duration      time.Duration
-	ListenAddress string
-	Profile       string
-	Seed          uint64
-	Processes     int
-	Refresh       time.Duration
+	// Nodes is a comma-separated list of profile:GPUs, e.g. h100:8.
+	Nodes string
+	// Policies run one after the other, each on a fresh cluster.
+	Policies string
+	// Duration is how long requests arrive under each policy.
+	Duration time.Duration
+	// Load is the offered load as a fraction of the pool's capacity.
+	Load float64
+	// Throttled is how many GPUs run at half speed (clocks cut).
+	Throttled int
+	Pickers   int
+	Refresh   time.Duration
+	Seed      uint64
 }
 
-// DefaultOptions returns a 20-second run on a simulated DGX H100.
+// DefaultOptions is about a minute: round-robin, then headroom, 22 s each
+// at 85% of the capacity of two H100 nodes and an A100 node, with one
+// throttled GPU.
 func DefaultOptions() Options {
-	return Options{Duration: 20 * time.Second, ListenAddress: "127.0.0.1:9400", Profile: "dgxh100", Seed: 1, Processes: 4, Refresh: time.Second}
+	return Options{Nodes: "h100:8,h100:8,a100:8", Policies: "round-robin,headroom", Duration: 22 * time.Second,
+		Load: 0.85, Throttled: 1, Pickers: 2, Refresh: time.Second, Seed: 1}
 }
 
 // AddFlags registers the demo's flags.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&o.Duration, "duration", o.Duration, "how long to run (0: until Ctrl-C)")
-	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "where the agent serves /metrics")
-	fs.StringVar(&o.Profile, "sim-profile", o.Profile, fmt.Sprintf("simulated server: one of %v", gpusim.Profiles()))
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of UUIDs and load")
-	fs.IntVar(&o.Processes, "sim-processes", o.Processes, "compute processes per GPU")
-	fs.DurationVar(&o.Refresh, "refresh", o.Refresh, "how often the table is redrawn")
+	fs.StringVar(&o.Nodes, "nodes", o.Nodes, fmt.Sprintf("simulated nodes, comma-separated profile:GPUs (profiles: %s; up to 8 GPUs)", strings.Join(modelsim.ProfileNames(), ", ")))
+	fs.StringVar(&o.Policies, "policies", o.Policies, fmt.Sprintf("routing policies to compare, in order (of %s)", strings.Join(cluster.Policies(), ", ")))
+	fs.DurationVar(&o.Duration, "duration", o.Duration, "how long requests arrive under each policy")
+	fs.Float64Var(&o.Load, "load", o.Load, "offered load as a fraction of the pool's capacity")
+	fs.IntVar(&o.Throttled, "throttled", o.Throttled, "how many GPUs run at half speed")
+	fs.IntVar(&o.Pickers, "pickers", o.Pickers, "headroom-picker replicas")
+	fs.DurationVar(&o.Refresh, "refresh", o.Refresh, "how often the live view is redrawn")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the load and the simulators")
 }
 
 // Validate checks the options.
 func (o *Options) Validate() error {
 	var errs []error
-	if o.Duration < 0 {
-		errs = append(errs, fmt.Errorf("--duration %s is negative", o.Duration))
+	if _, err := o.nodeSpecs(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range o.policies() {
+		co := cluster.DefaultOptions()
+		co.Policy = p
+		if err := co.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--policies: %q is not one of %s", p, strings.Join(cluster.Policies(), ", ")))
+		}
+	}
+	if o.Duration < time.Second {
+		errs = append(errs, fmt.Errorf("--duration %s: want at least 1s", o.Duration))
+	}
+	if !(o.Load > 0 && o.Load <= 2) {
+		errs = append(errs, fmt.Errorf("--load %g: want a fraction of capacity in (0, 2]", o.Load))
+	}
+	if o.Throttled < 0 || o.Pickers < 1 || o.Pickers > 8 {
+		errs = append(errs, fmt.Errorf("--throttled %d, --pickers %d: want ≥ 0 and 1–8", o.Throttled, o.Pickers))
 	}
 	if o.Refresh < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--refresh %s is below 100ms", o.Refresh))
 	}
-	if o.Processes < 1 {
-		errs = append(errs, fmt.Errorf("--sim-processes %d: want at least 1", o.Processes))
-	}
 	return errors.Join(errs...)
 }
 
-// Run runs the demo, drawing on out, until the duration passes or ctx ends.
-func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.Logger) error {
-	// Time runs at demo speed for heat: a GPU warms in seconds, not minutes.
-	sim, err := gpusim.New(gpusim.Options{Profile: o.Profile, Seed: o.Seed, ThermalTimeConstant: 3 * time.Second})
-	if err != nil {
-		return err
-	}
-	sim.Populate(o.Processes, o.Seed)
-	ao := agent.DefaultOptions()
-	ao.NodeName = "demo-node-0"
-	ao.ListenAddress = o.ListenAddress
-	ao.Interval = 500 * time.Millisecond
-	ao.GPUBackend = agent.BackendSim
-	ao.SimProfile = o.Profile
-	ao.GPULibrary = gonvml.FromInterface(sim)
-	// The demo's pods have no model servers yet (their IPs lead nowhere),
-	// so the model-server collector would only log failed scrapes.
-	ao.Collectors = []string{nvml.Name, dcgm.Name, pods.Name}
-	node, err := startKubeNode(sim)
-	if err != nil {
-		return err
-	}
-	defer node.stop()
-	ao.Pods = node.options()
-	if o.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.Duration)
-		defer cancel()
-	}
-	pk, err := startPicker(ctx, podEndpoints(sim.NumGPUs()), logger)
-	if err != nil {
-		return err
-	}
-	ao.Stream.Addresses, ao.Stream.Insecure = pk.p.IngestAddr().String(), true
-	a, err := agent.New(ctx, ao, logger)
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	go drive(ctx, sim, o.Duration)
-
-	v := &view{out: out, tty: tty, addr: a.Addr().String(), total: o.Duration, start: time.Now(),
-		picker: func() string { return pk.status(ao.NodeName) }}
-	t := time.NewTicker(o.Refresh)
-	defer t.Stop()
-	for running := true; running; {
-		select {
-		case <-ctx.Done():
-			running = false
-		case <-t.C:
-			v.draw(a.Latest())
+func (o *Options) policies() []string {
+	var out []string
+	for _, p := range strings.Split(o.Policies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
 		}
 	}
-	err = <-done
-	v.summary(a.Latest())
-	return errors.Join(err, <-pk.done)
+	return out
+}
+
+// nodeSpecs parses --nodes.
+func (o *Options) nodeSpecs() ([]cluster.NodeSpec, error) {
+	systems := map[string]string{"h100": "dgxh100", "a100": "dgxa100", "h200": "dgxh200"}
+	var specs []cluster.NodeSpec
+	for _, f := range strings.Split(o.Nodes, ",") {
+		prof, n, ok := strings.Cut(strings.TrimSpace(f), ":")
+		gpus, err := strconv.Atoi(n)
+		sys := systems[prof]
+		if _, perr := modelsim.LookupProfile(prof); !ok || err != nil || gpus < 1 || gpus > 8 || sys == "" || perr != nil {
+			return nil, fmt.Errorf("--nodes: %q: want profile:GPUs with a profile of h100, a100 or h200 and 1–8 GPUs", f)
+		}
+		specs = append(specs, cluster.NodeSpec{System: sys, Server: prof, GPUs: gpus})
+	}
+	return specs, nil
+}
+
+// Run runs the demo, drawing on out, until every policy has run or ctx
+// ends.
+func Run(ctx context.Context, o Options, out io.Writer, tty bool, logger *slog.Logger) error {
+	specs, err := o.nodeSpecs()
+	if err != nil {
+		return err
+	}
+	var results []policyResult
+	for _, p := range o.policies() {
+		r, err := runPolicy(ctx, o, specs, p, out, tty, logger)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		results = append(results, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	summary(out, o, results)
+	return nil
 }

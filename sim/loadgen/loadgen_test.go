@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -162,9 +163,10 @@ func TestSummarize(t *testing.T) {
 	if s.TTFT.P50 != 50*time.Millisecond || s.TTFT.P90 != 90*time.Millisecond || s.TTFT.P99 != 99*time.Millisecond {
 		t.Errorf("TTFT quantiles %+v", s.TTFT)
 	}
-	// 100 requests from t0 to t0+10.9 s.
-	if s.Throughput < 9.1 || s.Throughput > 9.2 || s.TokensPerSecond < 91 || s.TokensPerSecond > 92 {
-		t.Errorf("throughput %.2f req/s, %.1f tok/s; want 9.17, 91.7", s.Throughput, s.TokensPerSecond)
+	// Requests start every 100 ms from t0 to t0+9.9 s and end 1 s
+	// later: 90 (i = 0…89) end by the last start, over 9.9 s.
+	if want := 90 / 9.9; math.Abs(s.Throughput-want) > 1e-9 || math.Abs(s.TokensPerSecond-10*want) > 1e-9 {
+		t.Errorf("throughput %.3f req/s, %.2f tok/s; want %.3f, %.2f", s.Throughput, s.TokensPerSecond, want, 10*want)
 	}
 	if sk := Summarize(recs, 5*time.Second); sk.Requests != 51 {
 		t.Errorf("with 5 s warm-up: %d requests, want 51", sk.Requests)

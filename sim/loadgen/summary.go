@@ -12,9 +12,13 @@ type Quantiles struct{ P50, P90, P99 time.Duration }
 // Summary is a load run's outcome.
 type Summary struct {
 	Requests, OK, Failed int
-	// Throughput is completed requests per second and TokensPerSecond
-	// their output tokens per second, both over the span from the first
-	// request's start to the last one's end.
+	// Throughput is the steady-state rate of completions, in requests
+	// per second, and TokensPerSecond their output tokens per second:
+	// successful requests that ended between the end of the warm-up and
+	// the last request's start, over that span. Unlike completions over
+	// the whole run, it is not diluted by the tail after the last
+	// arrival, and it falls below the offered rate when the pool cannot
+	// keep up.
 	Throughput, TokensPerSecond float64
 	TTFT, Latency               Quantiles
 	// PerServer counts successful requests by the server that answered.
@@ -35,20 +39,13 @@ func Summarize(recs []Record, skip time.Duration) Summary {
 		from = minTime(from, r.Start)
 	}
 	from = from.Add(skip)
+	s.Throughput, s.TokensPerSecond = rates(recs, from)
 	var ttft, lat []time.Duration
-	var first, last time.Time
-	var tokens int
 	for _, r := range recs {
 		if r.Start.Before(from) {
 			continue
 		}
 		s.Requests++
-		if first.IsZero() || r.Start.Before(first) {
-			first = r.Start
-		}
-		if end := r.Start.Add(r.Latency); end.After(last) {
-			last = end
-		}
 		if !r.OK() {
 			s.Failed++
 			if len(s.Errors) < 10 || s.Errors[r.Err] > 0 {
@@ -57,16 +54,35 @@ func Summarize(recs []Record, skip time.Duration) Summary {
 			continue
 		}
 		s.OK++
-		tokens += r.OutputTokens
 		s.PerServer[r.ServedBy]++
 		ttft = append(ttft, r.TTFT)
 		lat = append(lat, r.Latency)
 	}
-	if span := last.Sub(first).Seconds(); span > 0 {
-		s.Throughput, s.TokensPerSecond = float64(s.OK)/span, float64(tokens)/span
-	}
 	s.TTFT, s.Latency = quantiles(ttft), quantiles(lat)
 	return s
+}
+
+// rates counts the successful completions between from and the last
+// request's start, per second.
+func rates(recs []Record, from time.Time) (reqs, tokens float64) {
+	var to time.Time
+	for _, r := range recs {
+		if r.Start.After(to) {
+			to = r.Start
+		}
+	}
+	span := to.Sub(from).Seconds()
+	if span <= 0 {
+		return 0, 0
+	}
+	var n, tok int
+	for _, r := range recs {
+		if end := r.Start.Add(r.Latency); r.OK() && !end.Before(from) && !end.After(to) {
+			n++
+			tok += r.OutputTokens
+		}
+	}
+	return float64(n) / span, float64(tok) / span
 }
 
 func minTime(a, b time.Time) time.Time {
