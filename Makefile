@@ -14,7 +14,7 @@ export CGO_ENABLED ?= 1
 # kube-apiserver and etcd for envtest (hack/envtest-assets.sh builds them).
 export KUBEBUILDER_ASSETS := $(CURDIR)/$(CACHE)/envtest
 
-.PHONY: help build test test-nocgo envtest-assets lint generate check-generated demo bench bench-agent bench-stream bench-picker bench-routing realgpu-build clean
+.PHONY: help build test test-nocgo envtest-assets lint generate check-generated demo bench bench-agent bench-stream bench-picker bench-routing bench-system realgpu-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ bench-routing: ## routing-quality benchmark: policies x scenarios x loads on the
 	$(GO) build -o $(BIN)/routing ./test/load/routing
 	$(BIN)/routing -markdown $(BIN)/routing.md -plots docs/img $(ROUTING_FLAGS)
 	cat $(BIN)/routing.md
+
+bench-system: ## the demo system's own cost: gateway + picker throughput, CPU per request, the picker's share of latency
+	$(GO) build -o $(BIN)/systemload ./test/load/systemload
+	$(BIN)/systemload $(SYSTEMLOAD_FLAGS)
 
 realgpu-build: ## build the agent and the NVML test with cgo into bin/gpu for hack/realgpu.sh on a GPU machine
 	mkdir -p $(BIN)/gpu

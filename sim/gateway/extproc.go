@@ -96,8 +96,11 @@ func (g *Gateway) decide(c *call) (*exchange, error) {
 	var errs []error
 	for i := range n {
 		p := g.pickers[(start+i)%n]
+		t0 := time.Now()
 		x, err := g.open(c, p)
 		if err == nil {
+			g.decisions.Add(1)
+			g.decisionNanos.Add(uint64(time.Since(t0)))
 			return x, nil
 		}
 		if c.ctx.Err() != nil {

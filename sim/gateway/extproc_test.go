@@ -61,6 +61,9 @@ func TestExtProcRoutesThroughPicker(t *testing.T) {
 	if st.Requests != 3 || st.Failed != 0 || st.PerEndpoint[b.addr].Routed != 3 || st.PerEndpoint[b.addr].InFlight != 0 || st.PerEndpoint[a.addr].Routed != 0 {
 		t.Errorf("stats %+v", st)
 	}
+	if st.Decisions != 3 || st.DecisionTime <= 0 {
+		t.Errorf("%d decisions taking %v in all; want 3 taking some time", st.Decisions, st.DecisionTime)
+	}
 }
 
 func TestExtProcStreamsIncrementally(t *testing.T) {

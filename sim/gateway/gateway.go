@@ -109,8 +109,14 @@ type Stats struct {
 	PickerErrors uint64
 	// FailedOpen counts requests routed round robin because no picker
 	// answered (FailOpen).
-	FailedOpen  uint64
-	PerEndpoint map[string]EndpointStats // by ip:port
+	FailedOpen uint64
+	// Decisions counts the picker's answers (routes and immediate
+	// responses) and DecisionTime sums the time each took, from the
+	// first request message sent to the answer: the picker's share of a
+	// request's latency before the upstream sees it.
+	Decisions    uint64
+	DecisionTime time.Duration
+	PerEndpoint  map[string]EndpointStats // by ip:port
 }
 
 // EndpointStats are one endpoint's counters.
@@ -134,6 +140,7 @@ type Gateway struct {
 	bufs      sync.Pool
 
 	requests, failed, rejected, retried, pickerErrors, failedOpen atomic.Uint64
+	decisions, decisionNanos                                      atomic.Uint64
 
 	mu        sync.RWMutex
 	endpoints map[string]*endpointCounters
@@ -269,6 +276,7 @@ func (g *Gateway) Stats() Stats {
 	s := Stats{
 		Requests: g.requests.Load(), Failed: g.failed.Load(), Rejected: g.rejected.Load(), Retried: g.retried.Load(),
 		PickerErrors: g.pickerErrors.Load(), FailedOpen: g.failedOpen.Load(),
+		Decisions: g.decisions.Load(), DecisionTime: time.Duration(g.decisionNanos.Load()),
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
