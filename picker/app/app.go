@@ -76,7 +76,7 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !p.route.ready() {
-			http.Error(w, "not ready: the pool is not synced or no endpoint has fresh telemetry", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: the pool is not synced or has no ready endpoint", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -21,6 +21,9 @@ type routeMetrics struct {
 	contribution *prometheus.CounterVec
 	age          prometheus.Histogram
 	responses    *prometheus.CounterVec
+	// blind counts routed requests whose destination had no fresh
+	// telemetry: the picker routed on what it had.
+	blind prometheus.Counter
 }
 
 func newRouteMetrics() *routeMetrics {
@@ -45,6 +48,10 @@ func newRouteMetrics() *routeMetrics {
 		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "headroom_picker_responses_total", Help: "Routed requests by how their response ended: ok (2xx), error (other status), broken (stream ended early).",
 		}, []string{"result"}),
+		blind: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "headroom_picker_decisions_without_fresh_telemetry_total",
+			Help: "Requests routed to an endpoint with no fresh telemetry (no report names its pod, or its node's report is past its TTL): the picker routed on what it had, by in-flight requests when every endpoint was stale.",
+		}),
 	}
 }
 
@@ -70,6 +77,9 @@ func (m *routeMetrics) decided(took time.Duration, d scoring.Decision, err error
 	}
 	dest := d.Endpoints[0]
 	m.picks.WithLabelValues(hostPort(dest.Address)).Inc()
+	if dest.Stale {
+		m.blind.Inc()
+	}
 	for name, c := range d.Contributions {
 		m.contribution.WithLabelValues(name).Add(max(c, 0))
 	}
@@ -100,6 +110,7 @@ func (m *routeMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.contribution.Collect(ch)
 	m.age.Collect(ch)
 	m.responses.Collect(ch)
+	m.blind.Collect(ch)
 }
 
 // forgetGone drops the per-endpoint series of endpoints that left the

@@ -3,7 +3,6 @@ package scoring
 import (
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/headroom-dev/headroom/picker/store"
@@ -19,8 +18,9 @@ func DefaultCriticalXids() []uint64 {
 	return []uint64{48, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120}
 }
 
-// maxXidGPUs bounds the GPUs whose Xid counts the filter remembers; past
-// it, the entries not seen for longest are dropped.
+// maxXidGPUs bounds the GPUs whose Xid counts the filter remembers (every
+// GPU of the pool's endpoints); past it, the entries not seen for longest
+// are dropped.
 const maxXidGPUs = 1 << 16
 
 // HealthFilter drops endpoints that must not take work: telemetry stale
@@ -32,14 +32,13 @@ const maxXidGPUs = 1 << 16
 // by in-flight requests alone.
 //
 // The first report of a GPU sets its baseline: counts the agent had
-// before the picker saw it are not new.
+// before the picker saw it are not new. Every GPU is remembered from its
+// first report on, clean ones too, so the first critical Xid of a GPU that
+// had none is new.
 type HealthFilter struct {
 	critical []uint64
 	hold     time.Duration
 
-	// size mirrors len(gpus) so the common case (no GPU has ever shown a
-	// critical Xid) takes no lock.
-	size atomic.Int64
 	mu   sync.Mutex
 	gpus map[string]*xidHistory
 }
@@ -102,25 +101,16 @@ func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
 
 // newXid reports whether g shows a critical Xid that is new as of the
 // report sampled at sample, remembering its counts for the next report.
+// On the request path it runs once per GPU per view, not per request.
 func (h *HealthFilter) newXid(g *telemetryv1.GPU, sample int64) bool {
 	xids := g.GetHealth().GetXidErrors()
-	critical := h.anyCritical(xids)
-	if !critical && h.size.Load() == 0 {
-		// The common case: no GPU has shown a critical Xid, so there is no
-		// history to compare or update, and no lock.
-		return false
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.gpus[g.GetUuid()]
 	if st == nil {
-		if !critical {
-			return false
-		}
 		h.evictIfFull()
 		// The first report of a GPU is its baseline.
 		h.gpus[g.GetUuid()] = &xidHistory{sample: sample, counts: h.criticalCounts(xids, nil)}
-		h.size.Store(int64(len(h.gpus)))
 		return false
 	}
 	if sample > st.sample {
@@ -132,15 +122,6 @@ func (h *HealthFilter) newXid(g *telemetryv1.GPU, sample int64) bool {
 		st.sample, st.counts = sample, now
 	}
 	return st.newAt != 0 && sample >= st.newAt && sample <= st.newAt+int64(h.hold)
-}
-
-func (h *HealthFilter) anyCritical(xids []*telemetryv1.XidCount) bool {
-	for _, x := range xids {
-		if x.GetCount() > 0 && slices.Contains(h.critical, x.GetCode()) {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *HealthFilter) criticalCounts(xids []*telemetryv1.XidCount, dst []xidCount) []xidCount {

@@ -79,6 +79,7 @@ func TestHealthFilterXidIncrease(t *testing.T) {
 		{name: "critical increase, no hold", steps: []xidStep{{79, 1, 0, true}, {79, 1, 1, true}, {79, 2, 2, false}, {79, 2, 2, false}, {79, 2, 3, true}}},
 		{name: "non-critical increase", steps: []xidStep{{13, 1, 0, true}, {13, 5, 1, true}}},
 		{name: "new code appears", steps: []xidStep{{48, 1, 0, true}, {48, 1, 1, true}}},
+		{name: "first critical xid of a clean gpu", steps: []xidStep{{13, 0, 0, true}, {79, 1, 1, false}, {79, 1, 2, true}}},
 		{name: "held for 10s", hold: 10 * time.Second, steps: []xidStep{{94, 1, 0, true}, {94, 2, 1, false}, {94, 2, 5, false}, {94, 2, 11, false}, {94, 2, 12, true}}},
 		{name: "agent restart resets the baseline", steps: []xidStep{{119, 5, 0, true}, {119, 1, 1, true}, {119, 2, 2, false}}},
 	}
