@@ -8,15 +8,6 @@ import (
 	"time"
 )
 
-func count(n int) func([]sample) error {
-	return func(s []sample) error {
-		if len(s) != n {
-			return fmt.Errorf("%d series, want %d", len(s), n)
-		}
-		return nil
-	}
-}
-
 func all(pred func(float64) bool, what string, n int) func([]sample) error {
 	return func(s []sample) error {
 		if len(s) != n {
