@@ -14,7 +14,7 @@ export CGO_ENABLED ?= 1
 # kube-apiserver and etcd for envtest (hack/envtest-assets.sh builds them).
 export KUBEBUILDER_ASSETS := $(CURDIR)/$(CACHE)/envtest
 
-.PHONY: help build test test-nocgo envtest-assets lint generate check-generated demo bench bench-agent bench-stream bench-picker bench-routing bench-system realgpu-build clean
+.PHONY: help build test test-nocgo envtest-assets lint generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system realgpu-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,11 +42,16 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
-generate: ## regenerate generated code
+generate: ## regenerate generated code (protoc; clang and libbpf-dev for bpf/)
 	$(GO) generate ./...
 
 check-generated: generate ## fail when committed generated code is stale
 	@git diff --exit-code || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@untracked=$$(git status --porcelain --untracked-files=all -- bpf proto | grep '^??' || true); \
+	  if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+
+vmlinux: ## refresh bpf/include/vmlinux.h from this kernel's BTF (bpftool); CO-RE, so any recent kernel does
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
 
 demo: ## run the whole thing on simulated GPUs (no GPU, no cluster)
 	$(GO) run ./cmd/headroom-demo $(DEMO_FLAGS)
