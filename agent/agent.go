@@ -56,7 +56,7 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	if table == nil {
 		table = collector.Table()
 	}
-	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib, Pods: opts.Pods, DCGM: opts.DCGM, ModelServer: opts.ModelServer})
+	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib, Pods: opts.Pods, DCGM: opts.DCGM, ModelServer: opts.ModelServer, Ztunnel: opts.Ztunnel})
 	runner := collector.NewRunner(sources, opts.CollectorDeadline(), logger)
 	sampler := NewSampler(runner, opts.NodeName, opts.Interval)
 	a := &Agent{opts: opts, logger: logger, runner: runner, sampler: sampler, stopBackend: stop}

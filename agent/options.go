@@ -17,6 +17,7 @@ import (
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/pods"
+	"github.com/headroom-dev/headroom/collector/ztunnel"
 	"github.com/headroom-dev/headroom/sim/gpusim"
 )
 
@@ -56,6 +57,8 @@ type Options struct {
 	DCGM dcgm.Options
 	// ModelServer configures the modelserver collector.
 	ModelServer modelserver.Options
+	// Ztunnel configures the ztunnel and ztunnel_ebpf collectors.
+	Ztunnel ztunnel.Options
 	// Stream configures the report stream to the pickers.
 	Stream stream.Options
 	// Collectors, when non-nil, is exactly the set of collectors to run,
@@ -85,6 +88,7 @@ func DefaultOptions() Options {
 		Pods:          pods.DefaultOptions(),
 		DCGM:          dcgm.DefaultOptions(),
 		ModelServer:   modelserver.DefaultOptions(),
+		Ztunnel:       ztunnel.DefaultOptions(),
 		Stream:        stream.DefaultOptions(),
 		table:         collector.Table(),
 	}
@@ -106,6 +110,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	o.Pods.AddFlags(fs)
 	o.DCGM.AddFlags(fs)
 	o.ModelServer.AddFlags(fs)
+	o.Ztunnel.AddFlags(fs)
 	o.Stream.AddFlags(fs)
 	if o.table == nil {
 		o.table = collector.Table()
@@ -174,6 +179,11 @@ func (o *Options) Validate() error {
 	}
 	if slices.Contains(o.Enabled(), modelserver.Name) {
 		if err := o.ModelServer.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if slices.Contains(o.Enabled(), ztunnel.Name) || slices.Contains(o.Enabled(), ztunnel.EBPFName) {
+		if err := o.Ztunnel.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/pods"
+	"github.com/headroom-dev/headroom/collector/ztunnel"
 )
 
 // Source is one data source of the agent.
@@ -41,6 +42,8 @@ type Deps struct {
 	DCGM dcgm.Options
 	// ModelServer configures the model-server source.
 	ModelServer modelserver.Options
+	// Ztunnel configures the ztunnel sources.
+	Ztunnel ztunnel.Options
 }
 
 // Factory builds a source. A factory error disables the source for the

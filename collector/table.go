@@ -10,6 +10,7 @@ import (
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/pods"
+	"github.com/headroom-dev/headroom/collector/ztunnel"
 )
 
 // Entry is one row of the collector table.
@@ -23,6 +24,7 @@ type Entry struct {
 // Table is the explicit list of every source the agent knows, in the order
 // they appear in snapshots and metrics.
 func Table() []Entry {
+	var mesh meshShared
 	return []Entry{
 		{
 			Name: nvml.Name, DefaultOn: true,
@@ -53,7 +55,12 @@ func Table() []Entry {
 			Name: pods.Name, DefaultOn: true,
 			Help: "pod and container of each GPU and process (kubelet pod-resources, CRI, /proc), container memory and CPU from cgroup v2",
 			New: func(d Deps) (Source, error) {
-				return pods.New(d.Ctx, d.Pods, d.Logger)
+				src, err := pods.New(d.Ctx, d.Pods, d.Logger)
+				if err != nil {
+					return nil, err
+				}
+				mesh.pods = src
+				return src, nil
 			},
 		},
 		{
@@ -66,7 +73,53 @@ func Table() []Entry {
 				return modelserver.New(d.Ctx, d.ModelServer, d.Logger)
 			},
 		},
+		{
+			// Default on: no ztunnel on the node is a normal state.
+			Name: ztunnel.Name, DefaultOn: true,
+			Help: "Istio's node proxy (ztunnel): found by pod label and process name, its container memory and CPU from cgroup v2",
+			New: func(d Deps) (Source, error) {
+				f, err := mesh.finder(d)
+				if err != nil {
+					return nil, err
+				}
+				return ztunnel.New(f, d.Logger), nil
+			},
+		},
+		{
+			// Needs CAP_BPF and CAP_PERFMON; without them it fails at
+			// start, logged once, and reports failed on every tick.
+			Name: ztunnel.EBPFName, DefaultOn: true,
+			Help: "ztunnel's bytes and connections by pod and leg and its CPU per thread, from eBPF (tp_btf) programs, with the programs' own cost",
+			New: func(d Deps) (Source, error) {
+				f, err := mesh.finder(d)
+				if err != nil {
+					return nil, err
+				}
+				return ztunnel.NewEBPF(f, d.Ztunnel, d.Logger)
+			},
+		},
 	}
+}
+
+// meshShared lets the ztunnel sources share one finder, which names pods
+// from the pods source's runtime view. Factories run one after another,
+// in table order.
+type meshShared struct {
+	pods *pods.Source
+	f    *ztunnel.Finder
+}
+
+func (m *meshShared) finder(d Deps) (*ztunnel.Finder, error) {
+	if m.f != nil {
+		return m.f, nil
+	}
+	var runtime ztunnel.Runtime
+	if m.pods != nil {
+		runtime = m.pods.RuntimeView
+	}
+	f, err := ztunnel.NewFinder(d.Ztunnel, runtime)
+	m.f = f
+	return f, err
 }
 
 // Switches holds the --collector.<name> flags of a table.

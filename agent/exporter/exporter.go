@@ -46,6 +46,7 @@ type Exporter struct {
 	pods  podDefs
 	dcgm  dcgmDefs
 	ms    modelServerDefs
+	mesh  meshDefs
 }
 
 // New returns an exporter reading snapshots from latest, which may return
@@ -57,6 +58,7 @@ func New(latest func() *snapshot.Snapshot, version string) *Exporter {
 	e.agent = e.newAgentDefs()
 	e.pods = e.newPodDefs()
 	e.ms = e.newModelServerDefs()
+	e.mesh = e.newMeshDefs()
 	return e
 }
 
@@ -91,6 +93,7 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 		e.gatherDCGM(b, s)
 		e.gatherPods(b, s)
 		e.gatherModelServers(b, s)
+		e.gatherMesh(b, s)
 	}
 	return b.families(e.defs), nil
 }

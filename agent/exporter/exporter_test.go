@@ -41,6 +41,15 @@ func fullSnapshot() *snapshot.Snapshot {
 			Kubelet: snapshot.SourceFreshness{LastSuccess: time.Unix(1700000000, 0)},
 			Runtime: snapshot.SourceFreshness{LastSuccess: time.Unix(1699999990, 0), StaleSince: time.Unix(1700000000, 0)},
 		},
+		Mesh: &snapshot.Mesh{Ztunnel: &snapshot.Ztunnel{
+			Present: true, Namespace: "istio-system", Pod: "ztunnel-x", PIDs: []uint32{7},
+			Memory: &snapshot.ContainerMemory{WorkingSet: 30, Anon: 20, CPUSeconds: 4},
+			Traffic: &snapshot.ZtunnelTraffic{
+				Flows:    []snapshot.ZtunnelFlow{{Namespace: "llm", Pod: "vllm-0", UID: "u1", Netns: 9, Leg: snapshot.LegHBONE, BytesSent: 10, BytesReceived: 20, Opened: 3, Closed: 1}},
+				Threads:  []snapshot.ZtunnelThread{{PID: 7, TID: 8, Name: "ztunnel-worker", CPUSeconds: 1.5}},
+				Programs: []snapshot.BPFProgram{{Name: "send_length", Attached: true, RunCount: 100, RunSeconds: 1e-5}},
+			},
+		}},
 	}
 }
 

@@ -55,7 +55,9 @@ func Build(s *snapshot.Snapshot, newer ModelServers, m Meta) *telemetryv1.NodeRe
 			}
 			r.Pods = append(r.Pods, pod(p, ms))
 		}
-		r.Mesh = mesh(a)
+	}
+	if s.Attribution != nil || s.Mesh != nil {
+		r.Mesh = mesh(s)
 	}
 	r.SampleTimeUnixNano = unixNano(sample)
 	return r
@@ -167,13 +169,53 @@ func modelServer(ms *snapshot.ModelServer) *telemetryv1.ModelServer {
 	return out
 }
 
-func mesh(a *snapshot.Attribution) *telemetryv1.MeshOverhead {
-	m := &telemetryv1.MeshOverhead{MeshVramBytes: a.MeshVRAM}
-	for _, p := range a.Pods {
-		for _, c := range p.Containers {
-			if c.Sidecar && c.Memory != nil {
-				m.SidecarMemoryBytes += c.Memory.WorkingSet
+func mesh(s *snapshot.Snapshot) *telemetryv1.MeshOverhead {
+	sum := snapshot.SummarizeMesh(s)
+	m := &telemetryv1.MeshOverhead{
+		SidecarMemoryBytes: sum.SidecarMemory,
+		SidecarGpuPods:     uint32(sum.SidecarPods), SidecarMemoryPerGpuPodBytes: sum.SidecarPerPod,
+		AmbientGpuPods: uint32(sum.AmbientPods), ZtunnelMemoryPerGpuPodBytes: sum.ZtunnelPerPod,
+	}
+	var z *snapshot.Ztunnel
+	if s.Mesh != nil {
+		z = s.Mesh.Ztunnel
+	}
+	if z != nil {
+		m.ZtunnelPresent = z.Present
+		if mem := z.Memory; mem != nil {
+			m.ZtunnelMemoryBytes, m.ZtunnelMemoryAnonBytes, m.ZtunnelCpuSeconds = mem.WorkingSet, mem.Anon, mem.CPUSeconds
+		}
+	}
+	byUID := map[string]*telemetryv1.PodMesh{}
+	if a := s.Attribution; a != nil {
+		m.MeshVramBytes = a.MeshVRAM
+		for i := range a.Pods {
+			p := &a.Pods[i]
+			pm := &telemetryv1.PodMesh{PodUid: p.UID}
+			if sc, ok := snapshot.SidecarUse(p); ok {
+				pm.SidecarMemoryBytes = sc.WorkingSet
 			}
+			byUID[p.UID] = pm
+			m.Pods = append(m.Pods, pm)
+		}
+	}
+	if z == nil || z.Traffic == nil {
+		return m
+	}
+	m.ZtunnelEbpf = true
+	for _, f := range z.Traffic.Flows {
+		m.ZtunnelBytesSent += f.BytesSent
+		m.ZtunnelBytesReceived += f.BytesReceived
+		m.ZtunnelConnectionsActive += f.Active()
+		if pm := byUID[f.UID]; pm != nil && f.UID != "" {
+			pm.ZtunnelBytesSent += f.BytesSent
+			pm.ZtunnelBytesReceived += f.BytesReceived
+			pm.ZtunnelConnectionsActive += f.Active()
+		}
+	}
+	for _, ps := range z.EstimatedPodCPU() {
+		if pm := byUID[ps.UID]; pm != nil && ps.UID != "" {
+			pm.ZtunnelEstimatedCpuSeconds = ps.CPUSeconds
 		}
 	}
 	return m

@@ -24,6 +24,9 @@ type Snapshot struct {
 	// Attribution maps GPUs, VRAM and containers to pods; nil when the pods
 	// collector is off.
 	Attribution *Attribution
+	// Mesh is the node proxy's (ztunnel's) cost; nil when the ztunnel
+	// collectors are off.
+	Mesh *Mesh
 }
 
 // SourceStatus says how one collector did in this tick.

@@ -58,6 +58,8 @@ const (
 	AnnotationMetricsPort = "headroom.dev/metrics-port"
 	AnnotationPromPort    = "prometheus.io/port"
 	AnnotationPromPath    = "prometheus.io/path"
+	// LabelApp finds mesh node proxies (app: ztunnel).
+	LabelApp = "app"
 )
 
 // Pod is one ready pod sandbox with its running containers.
@@ -76,6 +78,8 @@ type Pod struct {
 // else prometheus.io/port) and the prometheus.io/path annotation.
 type Meta struct {
 	Engine, MetricsPort, MetricsPath string
+	// App is the pod's app label (ztunnel's pods carry app: ztunnel).
+	App string
 }
 
 // metaOf keeps the few keys the agent reads from a sandbox.
@@ -85,7 +89,7 @@ func metaOf(sb *runtimeapi.PodSandbox) Meta {
 	if port == "" {
 		port = ann[AnnotationPromPort]
 	}
-	return Meta{Engine: sb.GetLabels()[LabelEngineType], MetricsPort: port, MetricsPath: ann[AnnotationPromPath]}
+	return Meta{Engine: sb.GetLabels()[LabelEngineType], MetricsPort: port, MetricsPath: ann[AnnotationPromPath], App: sb.GetLabels()[LabelApp]}
 }
 
 // View is the runtime's answer at one refresh; never modified once

@@ -78,9 +78,10 @@ func TestViewOfPodsAndContainers(t *testing.T) {
 	if p, _ := v.Pod("uid-host"); p.IP != "" {
 		t.Errorf("host-network pod IP = %q, want empty", p.IP)
 	}
-	// Only the model-server keys are kept; headroom's port annotation
-	// wins over prometheus.io's.
-	if want := (Meta{Engine: "sglang", MetricsPort: "30000", MetricsPath: "/stats"}); p.Meta != want {
+	// Only the model-server keys and the app label (ztunnel's pods carry
+	// app: ztunnel) are kept; headroom's port annotation wins over
+	// prometheus.io's.
+	if want := (Meta{Engine: "sglang", MetricsPort: "30000", MetricsPath: "/stats", App: "llm"}); p.Meta != want {
 		t.Errorf("vllm pod meta = %+v, want %+v", p.Meta, want)
 	}
 	if p, _ := v.Pod("uid-host"); p.Meta != (Meta{MetricsPort: "9100"}) {

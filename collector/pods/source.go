@@ -143,3 +143,7 @@ func (s *Source) Close() error {
 
 // ErrNoViews means neither the kubelet nor the runtime has answered yet.
 var ErrNoViews = errors.New("kubelet and container runtime not answered yet")
+
+// RuntimeView returns the container runtime's latest view (nil before it
+// first answered), for sources that name pods from it (ztunnel).
+func (s *Source) RuntimeView() *cri.View { return s.runtime.View() }

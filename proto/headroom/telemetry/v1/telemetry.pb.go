@@ -842,6 +842,31 @@ type MeshOverhead struct {
 	SidecarMemoryBytes uint64 `protobuf:"varint,1,opt,name=sidecar_memory_bytes,json=sidecarMemoryBytes,proto3" json:"sidecar_memory_bytes,omitempty"`
 	// mesh_vram_bytes is VRAM held by mesh proxy processes (expected 0).
 	MeshVramBytes uint64 `protobuf:"varint,2,opt,name=mesh_vram_bytes,json=meshVramBytes,proto3" json:"mesh_vram_bytes,omitempty"`
+	// ztunnel_present: Istio's node proxy runs on the node (ambient mode).
+	// Its absence (sidecar mode, no mesh) is normal.
+	ZtunnelPresent bool `protobuf:"varint,3,opt,name=ztunnel_present,json=ztunnelPresent,proto3" json:"ztunnel_present,omitempty"`
+	// ztunnel's container working set and anonymous memory (cgroup v2).
+	ZtunnelMemoryBytes     uint64 `protobuf:"varint,4,opt,name=ztunnel_memory_bytes,json=ztunnelMemoryBytes,proto3" json:"ztunnel_memory_bytes,omitempty"`
+	ZtunnelMemoryAnonBytes uint64 `protobuf:"varint,5,opt,name=ztunnel_memory_anon_bytes,json=ztunnelMemoryAnonBytes,proto3" json:"ztunnel_memory_anon_bytes,omitempty"`
+	// ztunnel_cpu_seconds is its container's cumulative CPU (cpu.stat).
+	ZtunnelCpuSeconds float64 `protobuf:"fixed64,6,opt,name=ztunnel_cpu_seconds,json=ztunnelCpuSeconds,proto3" json:"ztunnel_cpu_seconds,omitempty"`
+	// The per-node summary: GPU pods with a sidecar and their sidecars'
+	// memory per pod, against GPU pods without one while ztunnel runs and
+	// ztunnel's memory per such pod.
+	SidecarGpuPods              uint32 `protobuf:"varint,7,opt,name=sidecar_gpu_pods,json=sidecarGpuPods,proto3" json:"sidecar_gpu_pods,omitempty"`
+	SidecarMemoryPerGpuPodBytes uint64 `protobuf:"varint,8,opt,name=sidecar_memory_per_gpu_pod_bytes,json=sidecarMemoryPerGpuPodBytes,proto3" json:"sidecar_memory_per_gpu_pod_bytes,omitempty"`
+	AmbientGpuPods              uint32 `protobuf:"varint,9,opt,name=ambient_gpu_pods,json=ambientGpuPods,proto3" json:"ambient_gpu_pods,omitempty"`
+	ZtunnelMemoryPerGpuPodBytes uint64 `protobuf:"varint,10,opt,name=ztunnel_memory_per_gpu_pod_bytes,json=ztunnelMemoryPerGpuPodBytes,proto3" json:"ztunnel_memory_per_gpu_pod_bytes,omitempty"`
+	// ztunnel_ebpf: the eBPF counters below are filled (the agent may lack
+	// CAP_BPF and CAP_PERFMON).
+	ZtunnelEbpf bool `protobuf:"varint,11,opt,name=ztunnel_ebpf,json=ztunnelEbpf,proto3" json:"ztunnel_ebpf,omitempty"`
+	// ztunnel's TCP payload bytes and open connections on the node, all
+	// pods and legs, since the agent's programs loaded.
+	ZtunnelBytesSent         uint64 `protobuf:"varint,12,opt,name=ztunnel_bytes_sent,json=ztunnelBytesSent,proto3" json:"ztunnel_bytes_sent,omitempty"`
+	ZtunnelBytesReceived     uint64 `protobuf:"varint,13,opt,name=ztunnel_bytes_received,json=ztunnelBytesReceived,proto3" json:"ztunnel_bytes_received,omitempty"`
+	ZtunnelConnectionsActive uint64 `protobuf:"varint,14,opt,name=ztunnel_connections_active,json=ztunnelConnectionsActive,proto3" json:"ztunnel_connections_active,omitempty"`
+	// pods is the mesh's share of each GPU pod of the report.
+	Pods          []*PodMesh `protobuf:"bytes,15,rep,name=pods,proto3" json:"pods,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -890,6 +915,186 @@ func (x *MeshOverhead) GetMeshVramBytes() uint64 {
 	return 0
 }
 
+func (x *MeshOverhead) GetZtunnelPresent() bool {
+	if x != nil {
+		return x.ZtunnelPresent
+	}
+	return false
+}
+
+func (x *MeshOverhead) GetZtunnelMemoryBytes() uint64 {
+	if x != nil {
+		return x.ZtunnelMemoryBytes
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetZtunnelMemoryAnonBytes() uint64 {
+	if x != nil {
+		return x.ZtunnelMemoryAnonBytes
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetZtunnelCpuSeconds() float64 {
+	if x != nil {
+		return x.ZtunnelCpuSeconds
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetSidecarGpuPods() uint32 {
+	if x != nil {
+		return x.SidecarGpuPods
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetSidecarMemoryPerGpuPodBytes() uint64 {
+	if x != nil {
+		return x.SidecarMemoryPerGpuPodBytes
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetAmbientGpuPods() uint32 {
+	if x != nil {
+		return x.AmbientGpuPods
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetZtunnelMemoryPerGpuPodBytes() uint64 {
+	if x != nil {
+		return x.ZtunnelMemoryPerGpuPodBytes
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetZtunnelEbpf() bool {
+	if x != nil {
+		return x.ZtunnelEbpf
+	}
+	return false
+}
+
+func (x *MeshOverhead) GetZtunnelBytesSent() uint64 {
+	if x != nil {
+		return x.ZtunnelBytesSent
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetZtunnelBytesReceived() uint64 {
+	if x != nil {
+		return x.ZtunnelBytesReceived
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetZtunnelConnectionsActive() uint64 {
+	if x != nil {
+		return x.ZtunnelConnectionsActive
+	}
+	return 0
+}
+
+func (x *MeshOverhead) GetPods() []*PodMesh {
+	if x != nil {
+		return x.Pods
+	}
+	return nil
+}
+
+// PodMesh is what the mesh costs one GPU pod.
+type PodMesh struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PodUid string                 `protobuf:"bytes,1,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	// sidecar_memory_bytes is the working set of its sidecar containers.
+	SidecarMemoryBytes uint64 `protobuf:"varint,2,opt,name=sidecar_memory_bytes,json=sidecarMemoryBytes,proto3" json:"sidecar_memory_bytes,omitempty"`
+	// ztunnel bytes and connections in the pod's network namespace.
+	ZtunnelBytesSent         uint64 `protobuf:"varint,3,opt,name=ztunnel_bytes_sent,json=ztunnelBytesSent,proto3" json:"ztunnel_bytes_sent,omitempty"`
+	ZtunnelBytesReceived     uint64 `protobuf:"varint,4,opt,name=ztunnel_bytes_received,json=ztunnelBytesReceived,proto3" json:"ztunnel_bytes_received,omitempty"`
+	ZtunnelConnectionsActive uint64 `protobuf:"varint,5,opt,name=ztunnel_connections_active,json=ztunnelConnectionsActive,proto3" json:"ztunnel_connections_active,omitempty"`
+	// ztunnel_estimated_cpu_seconds is ztunnel's CPU split by byte share:
+	// an estimate, since its threads serve every pod.
+	ZtunnelEstimatedCpuSeconds float64 `protobuf:"fixed64,6,opt,name=ztunnel_estimated_cpu_seconds,json=ztunnelEstimatedCpuSeconds,proto3" json:"ztunnel_estimated_cpu_seconds,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
+}
+
+func (x *PodMesh) Reset() {
+	*x = PodMesh{}
+	mi := &file_telemetry_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodMesh) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodMesh) ProtoMessage() {}
+
+func (x *PodMesh) ProtoReflect() protoreflect.Message {
+	mi := &file_telemetry_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodMesh.ProtoReflect.Descriptor instead.
+func (*PodMesh) Descriptor() ([]byte, []int) {
+	return file_telemetry_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PodMesh) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *PodMesh) GetSidecarMemoryBytes() uint64 {
+	if x != nil {
+		return x.SidecarMemoryBytes
+	}
+	return 0
+}
+
+func (x *PodMesh) GetZtunnelBytesSent() uint64 {
+	if x != nil {
+		return x.ZtunnelBytesSent
+	}
+	return 0
+}
+
+func (x *PodMesh) GetZtunnelBytesReceived() uint64 {
+	if x != nil {
+		return x.ZtunnelBytesReceived
+	}
+	return 0
+}
+
+func (x *PodMesh) GetZtunnelConnectionsActive() uint64 {
+	if x != nil {
+		return x.ZtunnelConnectionsActive
+	}
+	return 0
+}
+
+func (x *PodMesh) GetZtunnelEstimatedCpuSeconds() float64 {
+	if x != nil {
+		return x.ZtunnelEstimatedCpuSeconds
+	}
+	return 0
+}
+
 // StreamAck tells the agent its stream was accepted.
 type StreamAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -903,7 +1108,7 @@ type StreamAck struct {
 
 func (x *StreamAck) Reset() {
 	*x = StreamAck{}
-	mi := &file_telemetry_proto_msgTypes[10]
+	mi := &file_telemetry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1120,7 @@ func (x *StreamAck) String() string {
 func (*StreamAck) ProtoMessage() {}
 
 func (x *StreamAck) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[10]
+	mi := &file_telemetry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1133,7 @@ func (x *StreamAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamAck.ProtoReflect.Descriptor instead.
 func (*StreamAck) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{10}
+	return file_telemetry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamAck) GetNode() string {
@@ -1028,10 +1233,31 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x04LoRA\x12\x18\n" +
 	"\arunning\x18\x01 \x03(\tR\arunning\x12\x18\n" +
 	"\awaiting\x18\x02 \x03(\tR\awaiting\x12!\n" +
-	"\fmax_adapters\x18\x03 \x01(\rR\vmaxAdapters\"n\n" +
+	"\fmax_adapters\x18\x03 \x01(\rR\vmaxAdapters\"\x8f\x06\n" +
 	"\fMeshOverhead\x120\n" +
 	"\x14sidecar_memory_bytes\x18\x01 \x01(\x04R\x12sidecarMemoryBytes\x12&\n" +
-	"\x0fmesh_vram_bytes\x18\x02 \x01(\x04R\rmeshVramBytesJ\x04\b\x03\x10\x15\"7\n" +
+	"\x0fmesh_vram_bytes\x18\x02 \x01(\x04R\rmeshVramBytes\x12'\n" +
+	"\x0fztunnel_present\x18\x03 \x01(\bR\x0eztunnelPresent\x120\n" +
+	"\x14ztunnel_memory_bytes\x18\x04 \x01(\x04R\x12ztunnelMemoryBytes\x129\n" +
+	"\x19ztunnel_memory_anon_bytes\x18\x05 \x01(\x04R\x16ztunnelMemoryAnonBytes\x12.\n" +
+	"\x13ztunnel_cpu_seconds\x18\x06 \x01(\x01R\x11ztunnelCpuSeconds\x12(\n" +
+	"\x10sidecar_gpu_pods\x18\a \x01(\rR\x0esidecarGpuPods\x12E\n" +
+	" sidecar_memory_per_gpu_pod_bytes\x18\b \x01(\x04R\x1bsidecarMemoryPerGpuPodBytes\x12(\n" +
+	"\x10ambient_gpu_pods\x18\t \x01(\rR\x0eambientGpuPods\x12E\n" +
+	" ztunnel_memory_per_gpu_pod_bytes\x18\n" +
+	" \x01(\x04R\x1bztunnelMemoryPerGpuPodBytes\x12!\n" +
+	"\fztunnel_ebpf\x18\v \x01(\bR\vztunnelEbpf\x12,\n" +
+	"\x12ztunnel_bytes_sent\x18\f \x01(\x04R\x10ztunnelBytesSent\x124\n" +
+	"\x16ztunnel_bytes_received\x18\r \x01(\x04R\x14ztunnelBytesReceived\x12<\n" +
+	"\x1aztunnel_connections_active\x18\x0e \x01(\x04R\x18ztunnelConnectionsActive\x122\n" +
+	"\x04pods\x18\x0f \x03(\v2\x1e.headroom.telemetry.v1.PodMeshR\x04podsJ\x04\b\x10\x10\x15\"\xb9\x02\n" +
+	"\aPodMesh\x12\x17\n" +
+	"\apod_uid\x18\x01 \x01(\tR\x06podUid\x120\n" +
+	"\x14sidecar_memory_bytes\x18\x02 \x01(\x04R\x12sidecarMemoryBytes\x12,\n" +
+	"\x12ztunnel_bytes_sent\x18\x03 \x01(\x04R\x10ztunnelBytesSent\x124\n" +
+	"\x16ztunnel_bytes_received\x18\x04 \x01(\x04R\x14ztunnelBytesReceived\x12<\n" +
+	"\x1aztunnel_connections_active\x18\x05 \x01(\x04R\x18ztunnelConnectionsActive\x12A\n" +
+	"\x1dztunnel_estimated_cpu_seconds\x18\x06 \x01(\x01R\x1aztunnelEstimatedCpuSeconds\"7\n" +
 	"\tStreamAck\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06picker\x18\x02 \x01(\tR\x06picker2e\n" +
@@ -1050,7 +1276,7 @@ func file_telemetry_proto_rawDescGZIP() []byte {
 	return file_telemetry_proto_rawDescData
 }
 
-var file_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_telemetry_proto_goTypes = []any{
 	(*NodeReport)(nil),    // 0: headroom.telemetry.v1.NodeReport
 	(*GPU)(nil),           // 1: headroom.telemetry.v1.GPU
@@ -1062,7 +1288,8 @@ var file_telemetry_proto_goTypes = []any{
 	(*LatencyTotals)(nil), // 7: headroom.telemetry.v1.LatencyTotals
 	(*LoRA)(nil),          // 8: headroom.telemetry.v1.LoRA
 	(*MeshOverhead)(nil),  // 9: headroom.telemetry.v1.MeshOverhead
-	(*StreamAck)(nil),     // 10: headroom.telemetry.v1.StreamAck
+	(*PodMesh)(nil),       // 10: headroom.telemetry.v1.PodMesh
+	(*StreamAck)(nil),     // 11: headroom.telemetry.v1.StreamAck
 }
 var file_telemetry_proto_depIdxs = []int32{
 	1,  // 0: headroom.telemetry.v1.NodeReport.gpus:type_name -> headroom.telemetry.v1.GPU
@@ -1074,13 +1301,14 @@ var file_telemetry_proto_depIdxs = []int32{
 	6,  // 6: headroom.telemetry.v1.Pod.model_server:type_name -> headroom.telemetry.v1.ModelServer
 	8,  // 7: headroom.telemetry.v1.ModelServer.lora:type_name -> headroom.telemetry.v1.LoRA
 	7,  // 8: headroom.telemetry.v1.ModelServer.latency:type_name -> headroom.telemetry.v1.LatencyTotals
-	0,  // 9: headroom.telemetry.v1.TelemetryService.Stream:input_type -> headroom.telemetry.v1.NodeReport
-	10, // 10: headroom.telemetry.v1.TelemetryService.Stream:output_type -> headroom.telemetry.v1.StreamAck
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 9: headroom.telemetry.v1.MeshOverhead.pods:type_name -> headroom.telemetry.v1.PodMesh
+	0,  // 10: headroom.telemetry.v1.TelemetryService.Stream:input_type -> headroom.telemetry.v1.NodeReport
+	11, // 11: headroom.telemetry.v1.TelemetryService.Stream:output_type -> headroom.telemetry.v1.StreamAck
+	11, // [11:12] is the sub-list for method output_type
+	10, // [10:11] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_telemetry_proto_init() }
@@ -1096,7 +1324,7 @@ func file_telemetry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_telemetry_proto_rawDesc), len(file_telemetry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

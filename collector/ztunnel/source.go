@@ -1,0 +1,60 @@
+package ztunnel
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector/cgroups"
+)
+
+// Source finds ztunnel and reads its container cgroup.
+type Source struct {
+	finder *Finder
+	cg     *cgroups.Reader
+	logger *slog.Logger
+}
+
+// New returns the ztunnel source.
+func New(f *Finder, logger *slog.Logger) *Source {
+	return &Source{finder: f, cg: cgroups.NewReader(f.o.ProcRoot, f.root), logger: logger}
+}
+
+// Collect reports whether ztunnel runs and what its cgroup uses. Not
+// finding it is a normal state.
+func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
+	found, err := s.finder.Find()
+	if err != nil {
+		return nil, err
+	}
+	z := &snapshot.Ztunnel{Present: len(found.PIDs) > 0 || len(found.Cgroups) > 0, Namespace: found.Namespace, Pod: found.Pod, PIDs: found.PIDs}
+	var mem *snapshot.ContainerMemory
+	for _, dir := range found.Cgroups {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		st, err := s.cg.Stats(dir)
+		if err != nil {
+			s.logger.Debug("reading ztunnel cgroup", "cgroup", filepath.Join(s.finder.root, dir), "err", err)
+			continue
+		}
+		if mem == nil {
+			mem = &snapshot.ContainerMemory{}
+		}
+		mem.WorkingSet += st.WorkingSet
+		mem.Anon += st.Anon
+		mem.File += st.File
+		mem.CPUSeconds += st.CPUSeconds
+	}
+	z.Memory = mem
+	return func(snap *snapshot.Snapshot) {
+		if snap.Mesh == nil {
+			snap.Mesh = &snapshot.Mesh{}
+		}
+		if old := snap.Mesh.Ztunnel; old != nil {
+			z.Traffic = old.Traffic
+		}
+		snap.Mesh.Ztunnel = z
+	}, nil
+}
