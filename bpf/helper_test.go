@@ -21,6 +21,7 @@ import (
 //
 //	listen PORT REPLY      serve 127.0.0.1:PORT; each connection is read to EOF, answered with REPLY bytes and closed
 //	dial PORT MARK SEND    connect with SO_MARK MARK, send SEND bytes, half-close, read to EOF, close; answers "ok RECEIVED"
+//	echo PORT              serve 127.0.0.1:PORT, echoing every read back
 //	burn MS                spin one locked thread for MS ms of its own CPU time; answers "ok TID CPU_NS"
 const helperEnv = "HEADROOM_BPF_TEST_HELPER"
 
@@ -51,6 +52,8 @@ func helperMain() int {
 		switch f[0] {
 		case "listen":
 			reply = helperListen(n[1], n[2])
+		case "echo":
+			reply = helperEcho(n[1])
 		case "dial":
 			reply = helperDial(n[1], n[2], n[3])
 		case "burn":
@@ -88,6 +91,36 @@ func helperListen(port, reply int) string {
 		return "err " + err.Error()
 	}
 	go serve(ln, reply)
+	return "ok"
+}
+
+// helperEcho serves 127.0.0.1:PORT, writing back whatever it reads.
+func helperEcho(port int) string {
+	ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return "err " + err.Error()
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
 	return "ok"
 }
 

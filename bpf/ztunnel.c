@@ -211,23 +211,28 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	struct oncpu *c = bpf_map_lookup_elem(&oncpu, &zero);
 	if (!c)
 		return 0;
-	__u64 now = bpf_ktime_get_ns();
+	// The clock is read only when a ztunnel thread leaves or enters the
+	// CPU: most switches on a node are someone else's.
+	__u64 now = 0;
 	__u32 tid = c->tid;
-	if (tid && tid == (__u32)prev->pid) {
-		__u64 d = now - c->since;
-		__u64 *ns = bpf_map_lookup_elem(&thread_ns, &tid);
-		if (ns)
-			*ns += d;
-		else
-			bpf_map_update_elem(&thread_ns, &tid, &d, BPF_NOEXIST);
+	if (tid) {
+		c->tid = 0;
+		if (tid == (__u32)prev->pid) {
+			now = bpf_ktime_get_ns();
+			__u64 d = now - c->since;
+			__u64 *ns = bpf_map_lookup_elem(&thread_ns, &tid);
+			if (ns)
+				*ns += d;
+			else
+				bpf_map_update_elem(&thread_ns, &tid, &d, BPF_NOEXIST);
+		}
 	}
-	c->tid = 0;
 	if (!next->pid)
 		return 0;
 	__u64 cg = next->cgroups->dfl_cgrp->kn->id;
 	if (bpf_map_lookup_elem(&ztunnel_cgroups, &cg)) {
 		c->tid = next->pid;
-		c->since = now;
+		c->since = now ? now : bpf_ktime_get_ns();
 	}
 	return 0;
 }
