@@ -64,8 +64,8 @@ func goals(w io.Writer, results []result) {
 		vsRR := 1 - h.sum.TTFT.P90.Seconds()/rr.sum.TTFT.P90.Seconds()
 		vsQK := 1 - h.sum.TTFT.P90.Seconds()/qk.sum.TTFT.P90.Seconds()
 		tput := h.sum.Throughput / rr.sum.Throughput
-		fmt.Fprintf(w, "- heterogeneous at 85%%: headroom's p90 TTFT is %.0f%% below round-robin (goal ≥ 40%%: %s) and %.0f%% below queue+KV (goal ≥ 10%%: %s); throughput %.2f× round-robin's (goal: equal, within 5%%: %s)\n",
-			100*vsRR, met(vsRR >= 0.4), 100*vsQK, met(vsQK >= 0.1), tput, met(math.Abs(tput-1) <= 0.05))
+		fmt.Fprintf(w, "- heterogeneous at 85%%: headroom's p90 TTFT is %.0f%% below round-robin (goal ≥ 40%%: %s) and %.0f%% below queue+KV (goal ≥ 10%%: %s); throughput %.2f× round-robin's (goal: no less, within 5%%: %s)\n",
+			100*vsRR, met(vsRR >= 0.4), 100*vsQK, met(vsQK >= 0.1), tput, met(tput >= 0.95))
 	}
 	if b, ok := find(results, "burst", "headroom", 0); ok {
 		fmt.Fprintf(w, "- burst of %d: the busiest server got %.2f× its fair share under headroom (goal ≤ 2×: %s)\n", b.sum.Requests, b.maxShare, met(b.maxShare <= 2))
