@@ -23,13 +23,18 @@ func DefaultCriticalXids() []uint64 {
 // are dropped.
 const maxXidGPUs = 1 << 16
 
-// HealthFilter drops endpoints that must not take work: telemetry stale
-// (no report, an expired report, or a failed model-server scrape), a GPU
-// lost, or a GPU with a new critical Xid (its count for one of the codes
-// grew since the previous report of that GPU; the GPU stays out for Hold
-// after the report that showed it). When that would leave nothing, it
-// keeps every endpoint and marks the pick degraded: the picker then ranks
-// by in-flight requests alone.
+// HealthFilter drops endpoints that must not take work: a model server
+// whose metrics scrape failed while its node's agent kept reporting (a
+// hung or failing server), a GPU lost, or a GPU with a new critical Xid
+// (its count for one of the codes grew since the previous report of that
+// GPU; the GPU stays out for Hold after the report that showed it). When
+// that would leave nothing, it keeps every endpoint and marks the pick
+// degraded: the picker then ranks by in-flight requests alone.
+//
+// An endpoint whose node has no fresh report (no report, or one past its
+// TTL) is not unhealthy but unknown: the agent, not the server, may be
+// what stopped. It stays eligible, and the scorers that read telemetry
+// score it as the mean of the endpoints they know (see Picker).
 //
 // The first report of a GPU sets its baseline: counts the agent had
 // before the picker saw it are not new. Every GPU is remembered from its
@@ -87,7 +92,10 @@ func (h *HealthFilter) filter(in, out []*store.Endpoint) ([]*store.Endpoint, boo
 }
 
 func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
-	if ep.Stale || ep.ModelServer().GetStale() {
+	if ep.Stale {
+		return true // unknown, not unhealthy
+	}
+	if ep.ModelServer().GetStale() {
 		return false
 	}
 	sample := sampleNanos(ep.ReportSample)

@@ -26,7 +26,7 @@ func TestHealthFilterAlone(t *testing.T) {
 		keep bool
 	}{
 		{"healthy", func(*store.Endpoint) {}, true},
-		{"stale report", func(e *store.Endpoint) { e.Stale = true }, false},
+		{"stale report: unknown, not unhealthy", func(e *store.Endpoint) { e.Stale = true }, true},
 		{"model server scrape failed", func(e *store.Endpoint) { e.Pod.ModelServer.Stale = true }, false},
 		{"gpu lost", func(e *store.Endpoint) { e.GPUs[0].Health.Lost = true }, false},
 		{"one of two gpus lost", func(e *store.Endpoint) {
@@ -43,7 +43,7 @@ func TestHealthFilterAlone(t *testing.T) {
 			e := ep(0)
 			tc.mut(e)
 			bad := ep(1)
-			bad.Stale = true
+			bad.Pod.ModelServer.Stale = true
 			got := NewHealthFilter(nil, 0).Filter(&Request{}, []*store.Endpoint{e, bad}, nil)
 			if want := 0; tc.keep {
 				want = 1

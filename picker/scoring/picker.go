@@ -153,8 +153,9 @@ type Decision struct {
 	Contributions map[string]float64
 	// Candidates is how many endpoints were eligible after filtering.
 	Candidates int
-	// Degraded is true when every endpoint was unhealthy and the pick was
-	// ranked by in-flight requests alone.
+	// Degraded is true when every endpoint was unhealthy, or none had
+	// fresh telemetry, and the pick was ranked by in-flight requests
+	// alone.
 	Degraded bool
 }
 
@@ -189,6 +190,11 @@ func (p *Picker) decide(r *Request, v *store.View, n int, d *Decision, explain b
 		return ErrNoEndpoint
 	}
 	s.grow(len(idx), max(len(p.scorers), 1))
+	cand := s.candidates(vs, idx)
+	if s.countStale(cand) == len(cand) {
+		// No candidate has fresh telemetry: rank by in-flight alone.
+		d.Degraded = true
+	}
 	if r.Sheddable && !d.Degraded && p.sat.saturated(vs, idx, s.total) {
 		return ErrShed
 	}
@@ -196,7 +202,6 @@ func (p *Picker) decide(r *Request, v *store.View, n int, d *Decision, explain b
 	if d.Degraded {
 		scorers = p.fallback
 	}
-	cand := s.candidates(vs, idx)
 	s.score(r, vs, idx, cand, scorers, !d.Degraded)
 	s.seed(p.draw())
 	top := s.rank(max(n, 1))

@@ -182,7 +182,7 @@ func TestSubsetByIP(t *testing.T) {
 func TestAllUnhealthyFallback(t *testing.T) {
 	t.Parallel()
 	e := eps(4, func(i int, e *store.Endpoint) {
-		e.Stale = i != 2
+		e.Pod.ModelServer.Stale = i != 2 // the scrape failed
 		if i == 2 {
 			e.GPUs[0].Health.Lost = true
 		}
@@ -403,5 +403,33 @@ func TestConcurrentPicks(t *testing.T) {
 		if n := p.Tracker().InFlight(e.Address); n != 0 {
 			t.Fatalf("%s: %d still in flight", e.Address, n)
 		}
+	}
+}
+
+// TestStaleEndpointsAreUnknown: endpoints whose node's report expired stay
+// eligible, and the scorers that read telemetry give them the mean of the
+// endpoints with fresh telemetry; frozen readings neither help nor hurt.
+func TestStaleEndpointsAreUnknown(t *testing.T) {
+	t.Parallel()
+	e := eps(4, func(i int, e *store.Endpoint) {
+		e.Stale = i >= 2
+		e.Pod.ModelServer.WaitingRequests = []float64{0, 4, 50, 50}[i] // 50: frozen, not trusted
+	})
+	p := newDefault(t, 3, nil)
+	d, err := p.Decide(&Request{}, view(e), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Degraded || d.Candidates != 4 || d.Endpoints[0] != e[0] || d.Endpoints[3] != e[1] {
+		t.Fatalf("degraded %v, candidates %d, ranking %v; want e0 first, the stale pair (mean) next, e1 (queue 4) last",
+			d.Degraded, d.Candidates, d.Endpoints)
+	}
+	// Every endpoint stale: in-flight requests alone decide.
+	for _, x := range e {
+		x.Stale = true
+	}
+	p.Tracker().Picked(e[0].Address)
+	if d, err = p.Decide(&Request{}, view(e), 4); err != nil || !d.Degraded || d.Candidates != 4 || d.Endpoints[3] != e[0] {
+		t.Fatalf("all stale: degraded %v, candidates %d, last %v, err %v; want degraded, 4, e0 (one in flight) last", d.Degraded, d.Candidates, d.Endpoints[3], err)
 	}
 }

@@ -21,6 +21,8 @@ type scratch struct {
 	per   [][]float64       // per scorer, per candidate
 	total []float64
 	keys  []uint64 // random tie-breakers of the ranked candidates
+	// stale counts the candidates without fresh telemetry (countStale).
+	stale int
 	top   []int
 	ips   []string
 	ipset map[string]struct{}
@@ -144,11 +146,60 @@ func (s *scratch) score(r *Request, vs *viewState, idx []int32, cand []*store.En
 				per[i] = clamp01(x)
 			}
 		}
+		if s.stale > 0 && readsTelemetry(w.Scorer) {
+			meanForUnknown(per, cand)
+		}
 		wt := w.Weight
 		for i, x := range per {
 			total[i] += wt * x
 		}
 	}
+}
+
+// readsTelemetry reports whether a scorer scores from the agents'
+// reports, whose values a stale report no longer vouches for. The
+// in-flight, prefix-cache and speed scorers learn from what this replica
+// sent and saw, and keep their scores.
+func readsTelemetry(sc Scorer) bool {
+	switch sc.Name() {
+	case ScorerInFlight, ScorerPrefixCache, ScorerSpeed:
+		return false
+	}
+	return true
+}
+
+// meanForUnknown gives the candidates without fresh telemetry the mean
+// score of those with it (neither favoured nor avoided), or 1 when no
+// candidate has fresh telemetry.
+func meanForUnknown(per []float64, cand []*store.Endpoint) {
+	var sum float64
+	var n int
+	for i, ep := range cand {
+		if !ep.Stale {
+			sum += per[i]
+			n++
+		}
+	}
+	mean := 1.0
+	if n > 0 {
+		mean = sum / float64(n)
+	}
+	for i, ep := range cand {
+		if ep.Stale {
+			per[i] = mean
+		}
+	}
+}
+
+// countStale counts the candidates without fresh telemetry.
+func (s *scratch) countStale(cand []*store.Endpoint) int {
+	s.stale = 0
+	for _, ep := range cand {
+		if ep.Stale {
+			s.stale++
+		}
+	}
+	return s.stale
 }
 
 func (s *scratch) seed(a, b uint64) { s.pcg.Seed(a, b) }
