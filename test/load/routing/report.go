@@ -34,12 +34,12 @@ func table(w io.Writer, results []result) {
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		load := fmt.Sprintf("%.0f%%", 100*r.load)
-		offered := fmt.Sprintf("%.1f", r.rate)
+		offered, done := fmt.Sprintf("%.1f", r.rate), fmt.Sprintf("%.2f", r.sum.Throughput)
 		if r.load == 0 {
-			load, offered = "burst", fmt.Sprintf("%d at once", r.sum.Requests)
+			load, offered, done = "burst", fmt.Sprintf("%d at once", r.sum.Requests), "—"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %d | %.2f |\n",
-			r.scenario, load, r.policy, offered, r.sum.Throughput,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %d | %.2f |\n",
+			r.scenario, load, r.policy, offered, done,
 			r.sum.TTFT.P50.Seconds(), r.sum.TTFT.P90.Seconds(), r.sum.TTFT.P99.Seconds(),
 			r.sum.Latency.P50.Seconds(), r.sum.Latency.P90.Seconds(), r.sum.Failed, r.maxShare)
 	}
