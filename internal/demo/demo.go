@@ -40,11 +40,11 @@ type Options struct {
 	Seed      uint64
 }
 
-// DefaultOptions is about a minute: round-robin, then headroom, 22 s each
+// DefaultOptions is about a minute: round-robin, then headroom, 18 s each
 // at 85% of the capacity of two H100 nodes and an A100 node, with one
 // throttled GPU.
 func DefaultOptions() Options {
-	return Options{Nodes: "h100:8,h100:8,a100:8", Policies: "round-robin,headroom", Duration: 22 * time.Second,
+	return Options{Nodes: "h100:8,h100:8,a100:8", Policies: "round-robin,headroom", Duration: 18 * time.Second,
 		Load: 0.85, Throttled: 1, Pickers: 2, Refresh: time.Second, Seed: 1}
 }
 

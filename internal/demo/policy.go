@@ -38,6 +38,9 @@ func runPolicy(ctx context.Context, o Options, specs []cluster.NodeSpec, policy 
 	}
 	throttle(c, o.Throttled)
 	mix := loadgen.ShareGPT()
+	// Outputs capped at 256 tokens (not 512) so the last responses, and
+	// the demo, end within about a minute.
+	mix.OutputMax = 256
 	mp, mo := mix.Means()
 	lo := loadgen.DefaultOptions()
 	lo.URL, lo.Model, lo.Mix, lo.Seed, lo.Duration = c.URL, co.Model, mix, o.Seed, o.Duration
