@@ -14,7 +14,7 @@ export CGO_ENABLED ?= 1
 # kube-apiserver and etcd for envtest (hack/envtest-assets.sh builds them).
 export KUBEBUILDER_ASSETS := $(CURDIR)/$(CACHE)/envtest
 
-.PHONY: help build test test-nocgo envtest-assets lint generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system realgpu-build clean
+.PHONY: help build test test-nocgo envtest-assets chart-tools lint generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system realgpu-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ help: ## list the targets
 build: ## build the commands into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: envtest-assets ## unit and integration tests, race detector on, plus a cgo-free build and test
+test: envtest-assets chart-tools ## unit and integration tests, race detector on, plus a cgo-free build and test
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-nocgo
 
@@ -32,6 +32,9 @@ test-nocgo: envtest-assets ## build and test everything that does not need cgo
 
 envtest-assets: ## build kube-apiserver and link etcd into .cache/envtest for envtest (cached)
 	GO=$(GO) ENVTEST_ASSETS_DIR=$(KUBEBUILDER_ASSETS) ./hack/envtest-assets.sh >/dev/null
+
+chart-tools: ## build helm, helm-unittest, kubeconform and offline schemas into .cache/chart-tools for test/chart (cached)
+	GO=$(GO) CHART_TOOLS_DIR=$(CURDIR)/$(CACHE)/chart-tools ./hack/chart-tools.sh >/dev/null
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
