@@ -19,8 +19,9 @@ import (
 
 // TestInstall installs the chart with helm into a real kube-apiserver
 // (envtest, with the CRDs it renders objects of), checks every object of
-// the release exists, upgrades it (the generated certificate must stay),
-// and uninstalls it.
+// the release exists, that its ServiceAccounts may do what they need and
+// no more, upgrades it (the generated certificate must stay), and
+// uninstalls it.
 func TestInstall(t *testing.T) {
 	tl := tools(t)
 	_, cfg := testenv.Start(t, testenv.WithCRDs(tl.CRDs))
@@ -54,6 +55,9 @@ func TestInstall(t *testing.T) {
 				}
 				t.Fatal("no Secret in the release")
 				return nil
+			}
+			if tc.values == "default-values.yaml" {
+				checkRBAC(t, cfg, tc.release, tc.namespace)
 			}
 			before := secret()
 			helm("upgrade", tc.release, tl.Chart, "-f", values)
