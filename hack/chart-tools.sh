@@ -77,8 +77,11 @@ build() {
 
 # moddir MODULE VERSION: the module's directory in the module cache.
 moddir() {
-  (cd "$(mktemp -d)" && GOFLAGS=-mod=mod GOWORK=off "$GO" mod download -json "$1@$2" |
+  local work
+  work="$(mktemp -d)"
+  (cd "$work" && GOFLAGS=-mod=mod GOWORK=off "$GO" mod download -json "$1@$2" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+  rmdir "$work"
 }
 
 crds() {
