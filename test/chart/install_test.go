@@ -20,7 +20,8 @@ import (
 // TestInstall installs the chart with helm into a real kube-apiserver
 // (envtest, with the CRDs it renders objects of), checks every object of
 // the release exists, that its ServiceAccounts may do what they need and
-// no more, upgrades it (the generated certificate must stay), and
+// no more, that an agent and a picker run with its flags, certificate and
+// tokens connect, upgrades it (the generated certificate must stay), and
 // uninstalls it.
 func TestInstall(t *testing.T) {
 	tl := tools(t)
@@ -58,6 +59,7 @@ func TestInstall(t *testing.T) {
 			}
 			if tc.values == "default-values.yaml" {
 				checkRBAC(t, cfg, tc.release, tc.namespace)
+				checkWiring(t, cfg, objs, tc.release, tc.namespace)
 			}
 			before := secret()
 			helm("upgrade", tc.release, tl.Chart, "-f", values)
