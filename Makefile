@@ -14,7 +14,7 @@ export CGO_ENABLED ?= 1
 # kube-apiserver and etcd for envtest (hack/envtest-assets.sh builds them).
 export KUBEBUILDER_ASSETS := $(CURDIR)/$(CACHE)/envtest
 
-.PHONY: help build test test-nocgo envtest-assets chart-tools lint generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system realgpu-build clean
+.PHONY: help build test test-nocgo envtest-assets chart-tools lint generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system bench-mesh realgpu-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ test: envtest-assets chart-tools ## unit and integration tests, race detector on
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-nocgo
 
-test-nocgo: envtest-assets ## build and test everything that does not need cgo
+test-nocgo: envtest-assets chart-tools ## build and test everything that does not need cgo
 	CGO_ENABLED=0 $(GO) build ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./...
 
@@ -86,6 +86,9 @@ bench-routing: ## routing-quality benchmark: policies x scenarios x loads on the
 bench-system: ## the demo system's own cost: gateway + picker throughput, CPU per request, the picker's share of latency
 	$(GO) build -o $(BIN)/systemload ./test/load/systemload
 	$(BIN)/systemload $(SYSTEMLOAD_FLAGS)
+
+bench-mesh: ## the eBPF programs' own cost (kernel BPF stats) and the CPU of a loopback load with them off and on; needs root
+	HEADROOM_BENCH_MESH=1 $(GO) test -count=1 -run TestMeshBench -v ./bpf
 
 realgpu-build: ## build the agent and the NVML test with cgo into bin/gpu for hack/realgpu.sh on a GPU machine
 	mkdir -p $(BIN)/gpu
