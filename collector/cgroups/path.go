@@ -20,7 +20,9 @@ type Ref struct {
 	// Runtime is "containerd", "crio", "docker", or "" when the path does
 	// not say (cgroupfs driver with containerd).
 	Runtime string
-	// Path is the cgroup path, relative to the cgroup root.
+	// Path is the cgroup path, relative to the cgroup root; ContainerOf
+	// leaves it empty for a process outside the agent's cgroup namespace
+	// (FindContainer finds the directory).
 	Path string
 }
 

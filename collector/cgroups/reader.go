@@ -49,6 +49,15 @@ func (r *Reader) ContainerOf(pid uint32) (Ref, error) {
 	if err != nil {
 		return Ref{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
+	if strings.HasPrefix(p, "/..") {
+		// The process is outside the agent's own cgroup namespace (a pod
+		// with a private cgroup namespace, the default under cgroup v2):
+		// the path is relative to the agent's cgroup, not to the mount,
+		// so it names the container but not its directory. FindContainer
+		// finds that by searching the mount.
+		ref.Path = ""
+		return ref, nil
+	}
 	r.remember(ref.ContainerID, ref.Path)
 	return ref, nil
 }

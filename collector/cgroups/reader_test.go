@@ -89,6 +89,19 @@ func TestFindContainerAndStats(t *testing.T) {
 			}
 		})
 	}
+	// A process seen through the agent's private cgroup namespace: its
+	// path is relative to the agent's cgroup. It names the container, and
+	// the directory comes from searching the mount, not from that path.
+	r := fixture("systemd")
+	ref, err := r.ContainerOf(1004)
+	if err != nil || ref.ContainerID != proxyID || ref.PodUID != uid || ref.Path != "" {
+		t.Fatalf("pid 1004 (outside the cgroup namespace): %+v, %v", ref, err)
+	}
+	if p, err := r.FindContainer(uid, proxyID); err != nil || !strings.HasPrefix(p, "/kubepods.slice/") {
+		t.Fatalf("FindContainer after ContainerOf(1004): %q, %v; want the directory under kubepods.slice", p, err)
+	} else if st, err := r.Stats(p); err != nil || st.Current != 80<<20 {
+		t.Fatalf("stats of the proxy: %+v, %v", st, err)
+	}
 	if _, err := fixture("systemd").FindContainer(uid, strings.Repeat("d", 64)); !errors.Is(err, ErrNoCgroup) {
 		t.Errorf("unknown container: err = %v, want ErrNoCgroup", err)
 	}
