@@ -50,17 +50,19 @@ func freePort(t *testing.T) string {
 }
 
 // startPrometheus runs Prometheus scraping the agents and pickers every
-// 500 ms and returns its base URL.
-func startPrometheus(t *testing.T, agents, pickers []string) string {
+// 500 ms, evaluating the alert rules in the rules file, and returns its
+// base URL.
+func startPrometheus(t *testing.T, agents, pickers []string, rules string) string {
 	t.Helper()
 	bin, dir := prometheusBinary(t), t.TempDir()
-	cfg := fmt.Sprintf(`global: {scrape_interval: 500ms, scrape_timeout: 400ms}
+	cfg := fmt.Sprintf(`global: {scrape_interval: 500ms, scrape_timeout: 400ms, evaluation_interval: 500ms}
+rule_files: [%q]
 scrape_configs:
 - job_name: headroom-agent
   static_configs: [{targets: [%s]}]
 - job_name: headroom-picker
   static_configs: [{targets: [%s]}]
-`, quoteAll(agents), quoteAll(pickers))
+`, rules, quoteAll(agents), quoteAll(pickers))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

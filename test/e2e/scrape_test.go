@@ -25,7 +25,9 @@ func all(pred func(float64) bool, what string, n int) func([]sample) error {
 // TestPrometheusScrapesTheRunningSystem runs a small system (two nodes of
 // two GPUs, two picker replicas), has a real Prometheus scrape every agent
 // and picker, sends requests through the gateway, and checks the key
-// series through Prometheus's query API.
+// series through Prometheus's query API. Prometheus also evaluates the Helm
+// chart's alert rules: all quiet on the healthy system, then the Xid and
+// lost-GPU alerts once a GPU falls off the bus.
 func TestPrometheusScrapesTheRunningSystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole system and Prometheus")
@@ -38,7 +40,7 @@ func TestPrometheusScrapesTheRunningSystem(t *testing.T) {
 	for _, p := range c.Pickers {
 		pickers = append(pickers, p.MetricsAddr().String())
 	}
-	prom := startPrometheus(t, agents, pickers)
+	prom := startPrometheus(t, agents, pickers, chartRules(t))
 	const within = 45 * time.Second
 	one := func(v float64) bool { return v == 1 }
 	positive := func(v float64) bool { return v > 0 }
@@ -68,4 +70,12 @@ func TestPrometheusScrapesTheRunningSystem(t *testing.T) {
 		}
 		return fmt.Errorf("no GPU showed SM activity under load: %v", s)
 	})
+
+	// The chart's alert rules: every one evaluates cleanly against the
+	// live series and none fires on the healthy system.
+	checkRules(t, prom, nil, within)
+	// A GPU falls off the bus (the driver raises Xid 79 with it): the
+	// Xid alert fires at once, the lost-GPU alert waits out its 1m "for".
+	c.Nodes[0].GPUs.LoseGPU(5)
+	checkRules(t, prom, map[string]string{"HeadroomGPUXidCritical": "firing", "HeadroomGPULost": "pending"}, within)
 }
