@@ -26,16 +26,11 @@ type policyResult struct {
 func runPolicy(ctx context.Context, o Options, specs []cluster.NodeSpec, policy string, out io.Writer, tty bool, logger *slog.Logger) (policyResult, error) {
 	co := cluster.DefaultOptions()
 	co.Nodes, co.Policy, co.Pickers, co.Seed, co.Logger = specs, policy, o.Pickers, o.Seed, logger
-	c, err := cluster.Start(ctx, co)
+	c, err := cluster.StartReady(ctx, co, 30*time.Second)
 	if err != nil {
 		return policyResult{}, err
 	}
 	defer c.Close()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := c.WaitReady(wctx); err != nil {
-		return policyResult{}, err
-	}
 	throttle(c, o.Throttled)
 	mix := loadgen.ShareGPT()
 	// Outputs capped at 256 tokens (not 512) so the last responses, and

@@ -111,6 +111,22 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 	return nil
 }
 
+// StartReady is Start, then WaitReady for at most timeout; a cluster
+// that does not get ready is closed.
+func StartReady(ctx context.Context, o Options, timeout time.Duration) (*Cluster, error) {
+	c, err := Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.WaitReady(wctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // WaitReady waits until the gateway routes: for the headroom policy,
 // until every picker replica holds a fresh report with model-server
 // metrics from every node.

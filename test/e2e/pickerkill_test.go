@@ -66,16 +66,11 @@ func TestPickerSIGKILLUnderLoad(t *testing.T) {
 	o.ExternalPickers = pickerProcs(t, buildPicker(t, t.TempDir()), 2, &procs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := cluster.Start(ctx, o)
+	c, err := cluster.StartReady(ctx, o, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer wcancel()
-	if err := c.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
 	lo := loadgen.DefaultOptions()
 	lo.URL, lo.Rate, lo.Duration, lo.Drain = c.URL, 10, 8*time.Second, 30*time.Second
 	lo.Mix.OutputMax = 32

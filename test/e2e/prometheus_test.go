@@ -154,18 +154,11 @@ func startSystem(t *testing.T) *cluster.Cluster {
 	t.Helper()
 	o := cluster.DefaultOptions()
 	o.Nodes = []cluster.NodeSpec{{System: "dgxh100", Server: "h100", GPUs: 2}, {System: "dgxa100", Server: "a100", GPUs: 2}}
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := cluster.Start(ctx, o)
+	c, err := cluster.StartReady(context.Background(), o, 30*time.Second)
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(); cancel() })
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := c.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(c.Close)
 	return c
 }
 

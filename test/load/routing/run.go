@@ -31,16 +31,11 @@ type result struct {
 func runOne(ctx context.Context, o options, sc scenario, policy string, load float64) (result, error) {
 	co := cluster.DefaultOptions()
 	co.Nodes, co.Policy, co.Seed = sc.nodes, policy, o.seed
-	c, err := cluster.Start(ctx, co)
+	c, err := cluster.StartReady(ctx, co, 30*time.Second)
 	if err != nil {
 		return result{}, err
 	}
 	defer c.Close()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := c.WaitReady(wctx); err != nil {
-		return result{}, err
-	}
 	if sc.setup != nil {
 		sc.setup(c)
 	}

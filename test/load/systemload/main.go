@@ -63,16 +63,11 @@ func runPolicy(ctx context.Context, policy string, rates []float64, d time.Durat
 	for range nodes {
 		o.Nodes = append(o.Nodes, cluster.NodeSpec{System: "dgxh100", Server: "h100"})
 	}
-	c, err := cluster.Start(ctx, o)
+	c, err := cluster.StartReady(ctx, o, time.Minute)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := c.WaitReady(wctx); err != nil {
-		return err
-	}
 	// The system's own background (agents sampling and scraping, reports
 	// streaming to the pickers) with no requests, to subtract.
 	b0, w0 := cpuSeconds(), time.Now()
