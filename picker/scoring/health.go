@@ -92,10 +92,9 @@ func (h *HealthFilter) filter(in, out []*store.Endpoint) ([]*store.Endpoint, boo
 }
 
 func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
-	if ep.Stale {
-		return true // unknown, not unhealthy
-	}
-	if ep.ModelServer().GetStale() {
+	// A stale report is unknown, not unhealthy; but a GPU its last report
+	// showed lost or with a new critical Xid stays out.
+	if !ep.Stale && ep.ModelServer().GetStale() {
 		return false
 	}
 	sample := sampleNanos(ep.ReportSample)

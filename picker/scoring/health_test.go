@@ -27,6 +27,8 @@ func TestHealthFilterAlone(t *testing.T) {
 	}{
 		{"healthy", func(*store.Endpoint) {}, true},
 		{"stale report: unknown, not unhealthy", func(e *store.Endpoint) { e.Stale = true }, true},
+		{"stale report of a lost gpu", func(e *store.Endpoint) { e.Stale, e.GPUs[0].Health.Lost = true, true }, false},
+		{"stale report, scrape failed before it", func(e *store.Endpoint) { e.Stale, e.Pod.ModelServer.Stale = true, true }, true},
 		{"model server scrape failed", func(e *store.Endpoint) { e.Pod.ModelServer.Stale = true }, false},
 		{"gpu lost", func(e *store.Endpoint) { e.GPUs[0].Health.Lost = true }, false},
 		{"one of two gpus lost", func(e *store.Endpoint) {

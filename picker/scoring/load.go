@@ -22,7 +22,10 @@ func (QueueScorer) Name() string { return "queue" }
 // Score implements [Scorer].
 func (s QueueScorer) Score(_ *Request, eps []*store.Endpoint, scores []float64) {
 	for i, ep := range eps {
-		scores[i] = queueDepth(ep) + float64(s.Tracker.get(ep.Address, false).since(endpointSample(ep)))
+		scores[i] = 0 // stale: not trusted, kept out of the others' scale
+		if !ep.Stale {
+			scores[i] = queueDepth(ep) + float64(s.Tracker.get(ep.Address, false).since(endpointSample(ep)))
+		}
 	}
 	invertAgainstMax(scores[:len(eps)])
 }
@@ -95,10 +98,15 @@ func (s Saturation) saturated(vs *viewState, idx []int32, scratch []float64) boo
 		return false
 	}
 	vs.queueDepths(idx, scratch)
+	fresh := false
 	for i, j := range idx {
+		if vs.stale[j] {
+			continue // frozen readings say nothing about saturation
+		}
+		fresh = true
 		if scratch[i] <= s.QueueDepth && !(vs.kv[j] > s.KVCache) {
 			return false
 		}
 	}
-	return true
+	return fresh
 }

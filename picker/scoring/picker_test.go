@@ -108,6 +108,12 @@ func TestShed(t *testing.T) {
 			}
 		}, true, 6, ErrShed},
 		{"no readings is not saturated", func(_ int, e *store.Endpoint) { e.Pod.ModelServer.KvCacheUsage = nil }, true, 0, nil},
+		{"a stale endpoint's frozen room does not count", func(i int, e *store.Endpoint) {
+			sat(i, e)
+			if i == 3 {
+				e.Stale, e.Pod.ModelServer.WaitingRequests, e.Pod.ModelServer.KvCacheUsage = true, 0, ptr(0.1)
+			}
+		}, true, 0, ErrShed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -423,6 +429,13 @@ func TestStaleEndpointsAreUnknown(t *testing.T) {
 	if d.Degraded || d.Candidates != 4 || d.Endpoints[0] != e[0] || d.Endpoints[3] != e[1] {
 		t.Fatalf("degraded %v, candidates %d, ranking %v; want e0 first, the stale pair (mean) next, e1 (queue 4) last",
 			d.Degraded, d.Candidates, d.Endpoints)
+	}
+	// The stale endpoints' frozen queues stay out of the fresh ones' scale:
+	// queue 0 scores 1 and queue 4 scores 0.
+	qs := make([]float64, 4)
+	QueueScorer{Tracker: NewTracker(time.Now)}.Score(&Request{}, e, qs)
+	if qs[0] != 1 || qs[1] != 0 {
+		t.Fatalf("queue scores %v: want 1 and 0 for the fresh endpoints", qs)
 	}
 	// Every endpoint stale: in-flight requests alone decide.
 	for _, x := range e {

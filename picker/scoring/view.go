@@ -19,6 +19,10 @@ type viewState struct {
 	static  [][]float64
 	waiting []float64
 	kv      []float64 // -1: unknown
+	// stale marks endpoints without fresh telemetry: their readings are
+	// frozen, and the picks counted since their last sample never stop
+	// growing.
+	stale   []bool
 	sample  []int64
 	flights []*flight
 	speeds  []*speed
@@ -84,7 +88,7 @@ func (p *Picker) buildState(v *store.View) *viewState {
 	n := len(all)
 	vs := &viewState{
 		v: v, healthy: make([][]bool, len(p.filters)), static: make([][]float64, len(p.scorers)),
-		waiting: make([]float64, n), kv: make([]float64, n), sample: make([]int64, n),
+		waiting: make([]float64, n), kv: make([]float64, n), sample: make([]int64, n), stale: make([]bool, n),
 		flights: p.tracker.resolve(all), speeds: p.speed.resolve(all),
 		tracker: p.tracker, speed: p.speed,
 	}
@@ -95,6 +99,7 @@ func (p *Picker) buildState(v *store.View) *viewState {
 			vs.kv[i] = kv
 		}
 		vs.sample[i] = endpointSample(ep)
+		vs.stale[i] = ep.Stale
 	}
 	for f, flt := range p.filters {
 		if h, ok := flt.(*HealthFilter); ok {
@@ -118,8 +123,14 @@ func (p *Picker) buildState(v *store.View) *viewState {
 
 // queueDepths fills out with each candidate's optimistic queue: reported
 // waiting plus this replica's picks since the reading.
+// A stale endpoint's depth is 0: not trusted, and kept out of the other
+// candidates' scale (the picker then gives it the mean score).
 func (vs *viewState) queueDepths(idx []int32, out []float64) {
 	for i, j := range idx {
+		if vs.stale[j] {
+			out[i] = 0
+			continue
+		}
 		out[i] = vs.waiting[j] + float64(vs.flights[j].since(vs.sample[j]))
 	}
 }

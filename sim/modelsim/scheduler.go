@@ -76,6 +76,9 @@ func (s *Server) Run(ctx context.Context) error {
 	var lastEnd time.Time
 	for {
 		if !s.plan(&it) {
+			// Idle: the next iteration starts when its work arrives, not
+			// where the last one ended (catching up is for late timers).
+			lastEnd = time.Time{}
 			if !s.idle(ctx, timer) {
 				return nil
 			}

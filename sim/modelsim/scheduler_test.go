@@ -300,3 +300,22 @@ func TestGPULoad(t *testing.T) {
 		t.Errorf("an idle server set the load %d more times", m-n)
 	}
 }
+
+// TestIdleGapIsNotCaughtUp: a request reaching a server that went idle
+// moments ago gets a full iteration, not one backdated to where the last
+// iteration ended (catching up is only for late timers while busy).
+func TestIdleGapIsNotCaughtUp(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(o *Options) {
+		o.Profile.DecodeStepBase, o.Profile.DecodeStepPerSeq = 30*time.Millisecond, 0
+	}, true)
+	for _, gap := range []time.Duration{0, 5 * time.Millisecond, 15 * time.Millisecond, 25 * time.Millisecond} {
+		timed(t, ts.URL, 4, 1)
+		time.Sleep(gap)
+		// One token: a single prefill iteration of at least 30 ms. Timers
+		// never fire early, so this lower bound holds on a loaded machine.
+		if took, _ := timed(t, ts.URL, 4, 1); took < 30*time.Millisecond {
+			t.Errorf("after an idle gap of %s a one-token request took %s, less than one 30 ms iteration", gap, took)
+		}
+	}
+}
