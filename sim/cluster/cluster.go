@@ -138,6 +138,8 @@ type Cluster struct {
 	gwDo func() error
 	// external are the replicas ExternalPickers started.
 	external []ExternalPicker
+	// stopPoller waits for the queue-kv policy's metrics poller.
+	stopPoller func()
 }
 
 // Start builds and starts a cluster; Close stops it.
@@ -229,6 +231,9 @@ func (c *Cluster) Close() {
 	}
 	for _, p := range c.Pickers {
 		p.wait()
+	}
+	if c.stopPoller != nil {
+		c.stopPoller()
 	}
 	for _, n := range c.Nodes {
 		n.stop()

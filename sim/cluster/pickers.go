@@ -85,7 +85,9 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		o.Policy = gateway.LeastRequest(c.o.Seed)
 	case PolicyQueueKV:
 		q := gateway.NewQueueKV(gateway.QueueKVOptions{Endpoints: c.Endpoints(), Seed: c.o.Seed})
-		go q.Run(ctx)
+		polled := make(chan struct{})
+		go func() { q.Run(ctx); close(polled) }()
+		c.stopPoller = func() { <-polled }
 		o.Policy = q
 	}
 	gw, err := gateway.New(o)

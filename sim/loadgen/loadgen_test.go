@@ -140,6 +140,9 @@ func TestDrainCancelsStragglers(t *testing.T) {
 	if len(recs) != 3 || time.Since(start) > 4*time.Second {
 		t.Fatalf("%d records after %v; want 3, cut at the drain", len(recs), time.Since(start))
 	}
+	if again := g.Burst(context.Background(), 2, nil); len(again) != 2 {
+		t.Errorf("a second burst returned %d records, want its own 2", len(again))
+	}
 	for _, r := range recs {
 		if r.OK() {
 			t.Errorf("a straggler cut at the drain counted as OK: %+v", r)

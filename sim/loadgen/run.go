@@ -73,7 +73,8 @@ type Record struct {
 // OK reports whether the request succeeded.
 func (r Record) OK() bool { return r.Err == "" }
 
-// Generator sends requests and keeps their records.
+// Generator sends requests and keeps their records. Each Run or Burst
+// returns only its own records.
 type Generator struct {
 	o      Options
 	client *http.Client
@@ -110,6 +111,7 @@ func New(o Options) (*Generator, error) {
 // request's goroutine (so concurrently).
 func (g *Generator) Run(ctx context.Context, onDone func(Record)) []Record {
 	rng := rand.New(rand.NewPCG(g.o.Seed, 0x6c6f6164))
+	g.reset()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
@@ -135,12 +137,19 @@ func (g *Generator) Run(ctx context.Context, onDone func(Record)) []Record {
 // Burst sends n requests at once and waits for them.
 func (g *Generator) Burst(ctx context.Context, n int, onDone func(Record)) []Record {
 	rng := rand.New(rand.NewPCG(g.o.Seed, 0x62757273))
+	g.reset()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for range n {
 		g.launch(rctx, rng, onDone)
 	}
 	return g.finish(ctx, cancel)
+}
+
+func (g *Generator) reset() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.recs = nil
 }
 
 // InFlight is the number of requests sent and not yet finished.

@@ -20,7 +20,10 @@ type Summary struct {
 	// arrival, and it falls below the offered rate when the pool cannot
 	// keep up.
 	Throughput, TokensPerSecond float64
-	TTFT, Latency               Quantiles
+	// TTFT and Latency are over the successful requests; a request cut
+	// at the drain deadline counts in Failed only, so under overload
+	// read them together with Failed.
+	TTFT, Latency Quantiles
 	// PerServer counts successful requests by the server that answered.
 	PerServer map[string]int
 	// Errors counts failures by message (at most the first 10 kinds).
