@@ -106,10 +106,14 @@ func (x *exchange) relayProcessed(c *call, resp *http.Response, noBody bool) err
 	})
 	c.w.WriteHeader(status)
 	x.headerSent = true
+	rc := http.NewResponseController(c.w)
+	// Send the headers on at once, as Envoy does: a response cut before
+	// its first chunk then reaches the client as a cut 200, not as a
+	// connection closed without a status.
+	_ = rc.Flush()
 	if noBody {
 		return nil
 	}
-	rc := http.NewResponseController(c.w)
 	for {
 		m, err := x.stream.Recv()
 		if errors.Is(err, io.EOF) {
