@@ -85,11 +85,13 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"defaults need a certificate", func(*Options) {}, "needs --ingest.tls-cert-file"},
 		{"insecure off loopback", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, ":9004" }, "loopback"},
+		{"insecure on localhost by name", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "localhost:9004" }, "loopback IP literal"},
 		{"unknown auth", func(o *Options) { o.Auth = "none" }, "want token, mtls or insecure"},
 		{"token without an allowlist", func(o *Options) { o.CertFile, o.KeyFile = "c", "k" }, "needs --auth.token.service-accounts"},
 		{"mtls without CA", func(o *Options) { o.Auth, o.CertFile, o.KeyFile = AuthMTLS, "c", "k" }, "client-ca-file"},
 		{"bad TTL", func(o *Options) { o.Auth, o.IngestAddress, o.TTLIntervals = AuthInsecure, "127.0.0.1:1", 0 }, "ttl-intervals"},
 		{"insecure on loopback is fine", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "127.0.0.1:9004" }, ""},
+		{"insecure on IPv6 loopback is fine", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "[::1]:9004" }, ""},
 		{"no pool and no endpoints", func(o *Options) { o.Auth, o.IngestAddress, o.Pool.Endpoints = AuthInsecure, "127.0.0.1:9004", "" }, "--pool.name"},
 		{"bad view refresh", func(o *Options) { o.Auth, o.IngestAddress, o.ViewRefresh = AuthInsecure, "127.0.0.1:9004", 0 }, "view.refresh-interval"},
 	}
