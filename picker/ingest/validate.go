@@ -35,6 +35,11 @@ func Validate(r *telemetryv1.NodeReport) error {
 	if !auth.ValidNodeName(r.GetNode()) {
 		return fmt.Errorf("%w: node name %q is not a DNS subdomain of 1–%d bytes", ErrInvalidReport, r.GetNode(), maxNameLen)
 	}
+	if r.GetSampleTimeUnixNano() > math.MaxInt64 {
+		// It would wrap to a negative int64, a time long past, and slip
+		// through the future-skew check.
+		return fmt.Errorf("%w: sample time %d ns is past what a signed 64-bit count holds (year 2262)", ErrInvalidReport, r.GetSampleTimeUnixNano())
+	}
 	if r.GetIntervalNano() < 0 || r.GetIntervalNano() > int64(maxInterval) {
 		return fmt.Errorf("%w: interval must be 0–%s", ErrInvalidReport, maxInterval)
 	}
