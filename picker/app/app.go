@@ -112,7 +112,12 @@ func (p *Picker) Run(parent context.Context) error {
 	errc := make(chan error, 6)
 	go func() { errc <- p.grpc.Serve(p.ingLn) }()
 	go func() { errc <- p.http.Serve(p.httpLn) }()
-	p.route.run(ctx, errc)
+	// The request path's own goroutines (pool watch, view refresh) live
+	// until the drain ends: requests are still routed meanwhile, and by
+	// the newest reports and pods, not by the view at SIGTERM.
+	routeCtx, routeCancel := context.WithCancel(context.WithoutCancel(parent))
+	defer routeCancel()
+	p.route.run(routeCtx, errc)
 	p.logger.Info("picker started", "name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth)
 	go p.prune(ctx)
 	var err error
@@ -120,8 +125,11 @@ func (p *Picker) Run(parent context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	cancel() // the routing goroutines end; readiness turns NOT_SERVING
+	cancel()
+	// Readiness turns NOT_SERVING, then the drain; the view keeps
+	// refreshing until it ends.
 	p.route.stop(p.opts.DrainDelay, p.opts.ShutdownGrace)
+	routeCancel()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
 	defer scancel()
 	if serr := p.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
