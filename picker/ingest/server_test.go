@@ -42,7 +42,7 @@ func TestStreamStatuses(t *testing.T) {
 	}{
 		{"accepted", []*telemetryv1.NodeReport{report("node-a", 1), report("node-a", 2)}, codes.OK},
 		{"no node name", []*telemetryv1.NodeReport{report("", 1)}, codes.InvalidArgument},
-		{"NaN KV usage", []*telemetryv1.NodeReport{badKV}, codes.InvalidArgument},
+		{"NaN KV usage: the pod is dropped, the report kept", []*telemetryv1.NodeReport{badKV}, codes.OK},
 		{"node changes mid-stream", []*telemetryv1.NodeReport{report("node-a", 1), report("node-b", 2)}, codes.PermissionDenied},
 		{"oversized report", []*telemetryv1.NodeReport{huge}, codes.ResourceExhausted},
 		{"wildcard node name", []*telemetryv1.NodeReport{report("*", 1)}, codes.InvalidArgument},
