@@ -71,6 +71,7 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	if p.route, err = newRouting(opts, p.Store(), reg, logger); err != nil {
 		return nil, err
 	}
+	reg.MustRegister(newViewMetrics(p.route.refresher.Current))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
