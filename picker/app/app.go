@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/headroom-dev/headroom/internal/certreload"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
@@ -55,7 +56,7 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 		// its node stops counting as connected within a minute.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if opts.Auth != AuthInsecure {
-		cfg, err := serverTLS(opts)
+		cfg, err := serverTLS(opts, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -167,18 +168,15 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return clientcmd.BuildConfigFromFlags("", kubeconfig)
 }
 
-// serverTLS loads the serving certificate on every handshake (so a
-// rotated one is used) and, for mtls, requires verified client
-// certificates.
-func serverTLS(o Options) (*tls.Config, error) {
-	if _, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile); err != nil {
+// serverTLS serves the ingest's key pair, parsed once and again when its
+// files change (a rotated one is used; a handshake costs no file reads
+// or parsing), and, for mtls, requires verified client certificates.
+func serverTLS(o Options, logger *slog.Logger) (*tls.Config, error) {
+	pair, err := certreload.New(o.CertFile, o.KeyFile, logger.With("component", "ingest-tls"))
+	if err != nil {
 		return nil, fmt.Errorf("ingest TLS certificate: %w", err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			c, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-			return &c, err
-		}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: pair.GetCertificate}
 	if o.Auth == AuthMTLS {
 		pem, err := os.ReadFile(o.ClientCAFile)
 		if err != nil {
