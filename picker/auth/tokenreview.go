@@ -193,8 +193,17 @@ func (t *TokenReview) Authenticate(ctx context.Context) (Identity, error) {
 	}
 	key := tokenKey(token)
 	peerAddr := peerHost(ctx)
-	id, err := t.cache.do(ctx, key, t.now, func() result {
-		r := t.review(ctx, token, peerAddr)
+	admit := func() error {
+		// Only a review that would start spends the peer's budget: a
+		// cached result or a review in flight costs nothing.
+		if !t.peers.allow(peerAddr, t.now()) {
+			return fmt.Errorf("token review: peer %s is over its review budget (%g a second, burst %d): %w",
+				peerAddr, t.opts.PeerReviewRate, t.opts.PeerReviewBurst, ErrUnavailable)
+		}
+		return nil
+	}
+	id, err := t.cache.do(ctx, key, t.now, admit, func() result {
+		r := t.review(ctx, token)
 		t.store(key, r, exp)
 		return r
 	})
@@ -225,14 +234,11 @@ func (t *TokenReview) store(key tokenHash, r result, exp time.Time) {
 // review asks the API server about token and turns its answer into a
 // result. It runs detached from the caller's cancellation (other callers
 // may be waiting on it) but bounded by Timeout. It refuses at once, with
-// ErrUnavailable, when the peer has spent its review budget or every
-// review slot is taken: a stream of made-up tokens must become neither a
-// flood on the API server nor a queue that real agents wait behind.
-func (t *TokenReview) review(ctx context.Context, token, peerAddr string) result {
-	if !t.peers.allow(peerAddr, t.now()) {
-		return result{err: fmt.Errorf("token review: peer %s is over its review budget (%g a second, burst %d): %w",
-			peerAddr, t.opts.PeerReviewRate, t.opts.PeerReviewBurst, ErrUnavailable)}
-	}
+// ErrUnavailable, when every review slot is taken: a stream of made-up
+// tokens (each peer within its budget, which Authenticate checks) must
+// become neither a flood on the API server nor a queue that real agents
+// wait behind.
+func (t *TokenReview) review(ctx context.Context, token string) result {
 	select {
 	case t.inflight <- struct{}{}:
 		defer func() { <-t.inflight }()

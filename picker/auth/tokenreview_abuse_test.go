@@ -213,3 +213,52 @@ func TestTokenReviewIssuers(t *testing.T) {
 		t.Fatalf("the cluster's issuer: err %v after %d reviews", err, fr.count())
 	}
 }
+
+// BenchmarkMadeUpToken is what a made-up token costs the picker when the
+// pre-filter refuses it (here: another audience), and what one that
+// passes it costs when its peer is over its review budget: neither reaches
+// the API server. The baseline is a real agent's token found in the cache
+// (a reconnection).
+func BenchmarkMadeUpToken(b *testing.B) {
+	genuine := claimsToken(agentClaims("genuine"))
+	fr := &fakeReviewer{answer: func(token string) (authnv1.TokenReviewStatus, error) {
+		if token == genuine {
+			return podBound(agentUser, "gpu-1"), nil
+		}
+		return authnv1.TokenReviewStatus{}, nil
+	}}
+	o := DefaultTokenReviewOptions()
+	o.PeerReviewRate = 1e-6 // no refill while the benchmark runs
+	tr, err := NewTokenReview(fr, o, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tr.Authenticate(fromPeer(genuine, "10.0.0.1:1")); err != nil {
+		b.Fatal(err)
+	}
+	wrongAud := agentClaims("x")
+	wrongAud["aud"] = []string{"api"}
+	for _, tc := range []struct {
+		name  string
+		token func(i int) string
+	}{
+		{"baseline: a real agent's cached token", func(int) string { return genuine }},
+		{"refused by the pre-filter", func(int) string { return claimsToken(wrongAud) }},
+		{"over the peer's budget", func(i int) string { return claimsToken(agentClaims(fmt.Sprint(i))) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tokens := make([]context.Context, 1024)
+			for i := range tokens {
+				tokens[i] = fromPeer(tc.token(i), "10.7.7.7:1")
+			}
+			i := 0
+			for b.Loop() {
+				_, _ = tr.Authenticate(tokens[i%len(tokens)])
+				i++
+			}
+		})
+	}
+	if n := fr.count(); n > 1+o.PeerReviewBurst {
+		b.Fatalf("%d reviews", n)
+	}
+}

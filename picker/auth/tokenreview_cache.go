@@ -122,11 +122,12 @@ func (c *reviewCache) len() (accepted, rejected int) {
 }
 
 // do returns the cached result for key, or joins the review of key in
-// flight, or starts one with run. run executes in its own goroutine so that
+// flight, or starts one with run once admit allows it (a refusal is
+// returned as is, not cached). run executes in its own goroutine so that
 // a caller that gives up (ctx done) does not cancel it for the others; it
 // must store its result before returning, so that a caller arriving after
 // the flight ends finds it cached.
-func (c *reviewCache) do(ctx context.Context, key tokenHash, now func() time.Time, run func() result) (Identity, error) {
+func (c *reviewCache) do(ctx context.Context, key tokenHash, now func() time.Time, admit func() error, run func() result) (Identity, error) {
 	c.mu.Lock()
 	if res, ok := c.getLocked(key, now()); ok {
 		c.mu.Unlock()
@@ -134,6 +135,10 @@ func (c *reviewCache) do(ctx context.Context, key tokenHash, now func() time.Tim
 	}
 	f, ok := c.inflight[key]
 	if !ok {
+		if err := admit(); err != nil {
+			c.mu.Unlock()
+			return Identity{}, err
+		}
 		f = &flight{done: make(chan struct{})}
 		c.inflight[key] = f
 		go func() {
