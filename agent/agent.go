@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Version is the agent's version, set at link time.

@@ -10,9 +10,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
 	"github.com/headroom-dev/headroom/sim/gpusim"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // benchAgent is an agent over 8 simulated H100s with procs processes each,

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func snapWithTemp(c float64) *snapshot.Snapshot {

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent/report"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/modelserver"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // publisher builds a report after every snapshot and every model-server

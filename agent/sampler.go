@@ -5,8 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Sampler runs every collector on its own clock and publishes each result as

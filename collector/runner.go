@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // ErrStillRunning marks a source whose previous Collect has not returned:

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // fakeSource is a source whose behaviour each test sets.

@@ -11,12 +11,12 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/dcgm"
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/pods"
 	"github.com/headroom-dev/headroom/collector/ztunnel"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Source is one data source of the agent.

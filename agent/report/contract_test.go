@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Whatever the snapshot holds, the agent builds a report within the

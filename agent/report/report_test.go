@@ -7,9 +7,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func ptr[T any](v T) *T { return &v }

@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Name is the source's name in the collector table.

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // MaxBodyBytes bounds a metrics response; a larger one is an error.

@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Endpoint is one standalone model server (a host with no kubelet).

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func TestParseEndpoints(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Name is the source's name in the collector table.

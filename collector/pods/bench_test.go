@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/sim/kubenode"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // benchNode is 110 pods (two containers each) on a node of 8 GPUs with 200

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Collect reads the cgroups of the GPU pods' containers and returns a part

@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
 	"github.com/headroom-dev/headroom/collector/podresources"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // joinInput is everything one join needs; only resolve may do I/O.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
 	"github.com/headroom-dev/headroom/collector/podresources"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func ref(t *testing.T, id string) podresources.DeviceRef {

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/bpf"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Counters is what the eBPF source reads: *bpf.Ztunnel, or a fake.

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/cgroups"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Source finds ztunnel and reads its container cgroup.

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/bpf"
 	"github.com/headroom-dev/headroom/collector/cri"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 const (

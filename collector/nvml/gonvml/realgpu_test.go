@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // realGPU is set on a machine with an NVIDIA driver to run the source

@@ -16,10 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
 	"github.com/headroom-dev/headroom/sim/gpusim"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

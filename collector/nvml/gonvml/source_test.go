@@ -13,10 +13,10 @@ import (
 	gonvmlapi "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
 	"github.com/headroom-dev/headroom/sim/gpusim"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // loadGPUs gives GPU i load i/10 and three processes each.

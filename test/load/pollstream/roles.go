@@ -20,12 +20,12 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/headroom-dev/headroom/agent/report"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func child(role string, args []string) error {
