@@ -41,7 +41,3 @@ type SourceStatus struct {
 	// Err is the reason the source failed; empty on success.
 	Err string
 }
-
-// Part is what one collector contributes to a snapshot: it fills the
-// sections that source owns and touches nothing else.
-type Part func(*Snapshot)

@@ -19,8 +19,9 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("headroom-agent", flag.ContinueOnError)
-	opts := agent.DefaultOptions()
+	opts, gpu := agent.DefaultOptions(), defaultGPUBackend()
 	opts.AddFlags(fs)
+	gpu.AddFlags(fs)
 	envflag.Usage(fs, "HEADROOM_")
 	if err := envflag.Parse(fs, "HEADROOM_", args, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -29,14 +30,18 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "headroom-agent:", err)
 		return 2
 	}
-	if err := opts.Validate(); err != nil {
+	if err := errors.Join(opts.Validate(), gpu.Validate()); err != nil {
 		fmt.Fprintf(os.Stderr, "headroom-agent: invalid configuration:\n%v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := opts.NewLogger(os.Stderr)
-	a, err := agent.New(ctx, opts, logger)
+	err := gpu.apply(ctx, &opts, logger)
+	var a *agent.Agent
+	if err == nil {
+		a, err = agent.New(ctx, opts, logger)
+	}
 	if err == nil {
 		err = a.Run(ctx)
 	}

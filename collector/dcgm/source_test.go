@@ -50,15 +50,22 @@ func newRig(t *testing.T, setup func(*fakeLibrary)) *rig {
 // and waits for any connection attempt Collect started.
 func (r *rig) collect(nvmlGPUs ...snapshot.GPU) (*snapshot.Snapshot, error) {
 	r.t.Helper()
-	part, err := r.src.Collect(r.t.Context())
+	rd, err := r.src.Collect(r.t.Context())
 	r.src.attempts.Wait()
 	if err != nil {
-		if part != nil {
-			r.t.Errorf("Collect returned a part with error %v", err)
+		if rd.Own != nil || rd.Enrich != nil {
+			r.t.Errorf("Collect returned a reading with error %v", err)
 		}
 		return nil, err
 	}
+	if rd.Own != nil {
+		r.t.Error("the dcgm source fills no section of its own")
+	}
 	snap := &snapshot.Snapshot{GPUs: slices.Clone(nvmlGPUs)}
+	part, err := rd.Enrich(r.t.Context(), snap)
+	if err != nil {
+		return nil, err
+	}
 	part(snap)
 	return snap, nil
 }

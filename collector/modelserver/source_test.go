@@ -102,11 +102,7 @@ func TestSourceKubernetesPods(t *testing.T) {
 		return &snapshot.Snapshot{Attribution: &snapshot.Attribution{Pods: ps}}
 	}
 	apply := func(snap *snapshot.Snapshot) {
-		part, err := s.Collect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		part(snap)
+		enrich(t, s, snap)
 	}
 	apply(podsNow(true))
 	for tb := waitUpdate(t, s); tb["ua"] == nil || tb["ub"] == nil; tb = waitUpdate(t, s) {
@@ -145,11 +141,7 @@ func TestSourceStandalone(t *testing.T) {
 	for waitUpdate(t, s)["standalone/tri-0"] == nil {
 	}
 	snap := &snapshot.Snapshot{GPUs: []snapshot.GPU{{Index: 0, UUID: "GPU-0"}}}
-	part, err := s.Collect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part(snap)
+	enrich(t, s, snap)
 	if snap.Attribution == nil || len(snap.Attribution.Pods) != 1 {
 		t.Fatalf("attribution %+v", snap.Attribution)
 	}
@@ -178,5 +170,24 @@ func TestKey(t *testing.T) {
 	}
 	if k := Key(&snapshot.Pod{Name: "n"}); k != "standalone/n" {
 		t.Errorf("standalone key %q", k)
+	}
+}
+
+// enrich runs the source's sample on snap: Collect, then its enrich step.
+func enrich(t *testing.T, s *Source, snap *snapshot.Snapshot) {
+	t.Helper()
+	r, err := s.Collect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Own != nil {
+		t.Fatal("the modelserver source fills no section of its own")
+	}
+	part, err := r.Enrich(t.Context(), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part != nil {
+		part(snap)
 	}
 }

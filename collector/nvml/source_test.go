@@ -103,12 +103,12 @@ func TestInitRetriesOnItsOwnClockAndLogsOnce(t *testing.T) {
 
 	lib.initErr = nil // the driver container finished installing
 	now = now.Add(DefaultInitRetry)
-	part, err := s.Collect(context.Background())
+	r, err := s.Collect(context.Background())
 	if err != nil {
 		t.Fatalf("collect after the library appeared: %v", err)
 	}
 	var snap snapshot.Snapshot
-	part(&snap)
+	r.Own(&snap)
 	if len(snap.GPUs) != 1 || snap.GPUs[0].Memory.Used != 4 || snap.System.DriverVersion != "1.0" {
 		t.Errorf("snapshot = %+v", snap)
 	}

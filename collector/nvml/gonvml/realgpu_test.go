@@ -36,12 +36,12 @@ func realSource(t testing.TB) *nvml.Source {
 
 func collectReal(t testing.TB, s *nvml.Source) snapshot.Snapshot {
 	t.Helper()
-	part, err := s.Collect(context.Background())
+	r, err := s.Collect(context.Background())
 	if err != nil {
 		t.Fatalf("Collect on the real driver: %v", err)
 	}
 	var snap snapshot.Snapshot
-	part(&snap)
+	r.Own(&snap)
 	return snap
 }
 

@@ -86,12 +86,12 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // sample collects once into a fresh snapshot of node "node-a".
 func (r *rig) sample(t *testing.T) *snapshot.Snapshot {
 	t.Helper()
-	part, err := r.src.Collect(context.Background())
+	rd, err := r.src.Collect(context.Background())
 	if err != nil {
 		t.Fatalf("collect: %v", err)
 	}
 	s := &snapshot.Snapshot{Node: "node-a", Time: r.clock.Now()}
-	part(s)
+	rd.Own(s)
 	return s
 }
 

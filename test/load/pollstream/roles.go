@@ -176,8 +176,13 @@ func publish(ctx context.Context, node string, src *modelserver.Source, st *stre
 		}
 		s := *base
 		s.Attribution = &snapshot.Attribution{}
-		part, _ := src.Collect(ctx)
-		part(&s) // adds the endpoints as pods with their newest readings
+		// The source's enrich step adds the endpoints as pods with their
+		// newest readings.
+		if r, err := src.Collect(ctx); err == nil {
+			if part, err := r.Enrich(ctx, &s); err == nil && part != nil {
+				part(&s)
+			}
+		}
 		seq++
 		st.Publish(report.Build(&s, nil, report.Meta{Instance: node, Sequence: seq, Interval: period}))
 	}
