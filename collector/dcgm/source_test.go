@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/snapshot"
 )
 
@@ -301,7 +302,7 @@ func TestCloseShutsDownOnlyAConnection(t *testing.T) {
 			t.Parallel()
 			lib := newFake(t)
 			lib.engineUp = up
-			src := newSource(context.Background(), lib, DefaultOptions(), slog.New(slog.DiscardHandler), time.Now)
+			src := newSource(context.Background(), lib, DefaultOptions(), testutil.Logger(), time.Now)
 			if err := src.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -327,7 +328,7 @@ func TestNoAttemptAfterContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	lib := newFake(t)
-	src := newSource(ctx, lib, DefaultOptions(), slog.New(slog.DiscardHandler), time.Now)
+	src := newSource(ctx, lib, DefaultOptions(), testutil.Logger(), time.Now)
 	if _, err := src.Collect(t.Context()); err != nil {
 		t.Fatal(err)
 	}

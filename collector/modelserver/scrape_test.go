@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
 // Modes of a fakeServer.
@@ -76,11 +77,9 @@ func newBenchServer(b *testing.B, body []byte) string {
 	return srv.URL + "/metrics"
 }
 
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
 func testScraper(t *testing.T, timeout time.Duration) *scraper {
 	t.Helper()
-	s := newScraper(timeout, discard())
+	s := newScraper(timeout, testutil.Logger())
 	t.Cleanup(s.client.CloseIdleConnections)
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/snapshot"
 )
 
@@ -89,7 +90,7 @@ func TestSourceKubernetesPods(t *testing.T) {
 	o.Interval, o.Timeout = 20*time.Millisecond, 5*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := New(ctx, o, discard())
+	s, err := New(ctx, o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestSourceStandalone(t *testing.T) {
 	o.Endpoints = "name=tri-0,engine=triton,gpus=0,endpoint=" + net.JoinHostPort(ip, strconv.Itoa(port))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := New(ctx, o, discard())
+	s, err := New(ctx, o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestNewRejectsBadEndpoints(t *testing.T) {
 	t.Parallel()
 	o := DefaultOptions()
 	o.Endpoints = "name=x"
-	if _, err := New(context.Background(), o, discard()); err == nil {
+	if _, err := New(context.Background(), o, testutil.Logger()); err == nil {
 		t.Error("New accepted a bad endpoint")
 	}
 }

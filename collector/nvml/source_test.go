@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/snapshot"
 )
 
@@ -123,7 +124,7 @@ func TestInitRetriesOnItsOwnClockAndLogsOnce(t *testing.T) {
 func TestCollectHonoursContext(t *testing.T) {
 	t.Parallel()
 	lib := &fakeLib{devs: []Device{fakeDevice{0}, fakeDevice{1}}}
-	s := New(context.Background(), lib, slog.New(slog.DiscardHandler))
+	s := New(context.Background(), lib, testutil.Logger())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.Collect(ctx); !errors.Is(err, context.Canceled) {

@@ -115,5 +115,3 @@ func golden(t *testing.T, s *snapshot.Snapshot, name string, metrics ...string) 
 		t.Error(err)
 	}
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
