@@ -71,3 +71,18 @@ func TestImportsRunOneWay(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentLinksNoMethodsByName keeps the agent binary small: a package
+// that calls methods by name (text/template does) makes the linker keep
+// every exported method of every type. gRPC's golang.org/x/net/trace
+// brings html/template unless built with -tags=grpcnotrace, as the
+// Makefile builds; with it the agent's code and read-only data were 5 MB
+// smaller, and so was its RSS (docs/benchmarks.md).
+func TestAgentLinksNoMethodsByName(t *testing.T) {
+	t.Parallel()
+	for _, d := range deps(t, "-tags=grpcnotrace", module+"/cmd/headroom-agent")[module+"/cmd/headroom-agent"] {
+		if d == "text/template" || d == "html/template" {
+			t.Errorf("headroom-agent links %s (through a new dependency?): every exported method is kept", d)
+		}
+	}
+}
