@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
@@ -55,6 +56,11 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	}
 	bctx, stop := context.WithCancel(ctx)
 	sources := opts.Collectors.Build(opts.Enabled(), collector.Env{Ctx: bctx, Logger: logger, Node: opts.NodeName, Host: opts.Host})
+	// Building the sources leaves garbage the agent never makes again
+	// (the eBPF loader decodes the kernel's BTF, megabytes of it): hand
+	// it back to the OS now rather than carry it as RSS until the
+	// scavenger gets to it.
+	debug.FreeOSMemory()
 	runner := collector.NewRunner(sources, opts.CollectorDeadline(), logger)
 	sampler := NewSampler(runner, opts.NodeName, opts.Interval)
 	a := &Agent{opts: opts, logger: logger, runner: runner, sampler: sampler, stopSources: stop}
