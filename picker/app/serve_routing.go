@@ -92,7 +92,8 @@ func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger
 		return nil, err
 	}
 	r.cert, r.reloadInterval = cert, o.ExtProcTLS.ReloadInterval
-	r.ext = grpc.NewServer(creds...)
+	r.ext = grpc.NewServer(append(o.ExtProc.GRPCServerOptions(), creds...)...)
+	reg.MustRegister(extProcCollector{ext})
 	extprocv3.RegisterExternalProcessorServer(r.ext, ext)
 	healthpb.RegisterHealthServer(r.ext, r.health)
 	r.healthSrv = grpc.NewServer()
