@@ -4,6 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/headroom-dev/headroom/picker/extproc"
+	"github.com/headroom-dev/headroom/picker/scoring"
+	"github.com/headroom-dev/headroom/picker/store"
 )
 
 var (
@@ -45,4 +47,24 @@ func (c extProcCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(extExpiredDesc, prometheus.CounterValue, float64(n), phase)
 	}
 	ch <- prometheus.MustNewConstMetric(extMismatchDesc, prometheus.CounterValue, float64(st.ServedMismatch))
+}
+
+var inflightDesc = prometheus.NewDesc("headroom_picker_endpoint_inflight",
+	"Requests this replica routed to each pool endpoint and has not seen end (the in-flight count the in-flight and queue scorers read).", []string{"endpoint"}, nil)
+
+// inflightCollector reports the tracker's in-flight count of each
+// endpoint of the pool at scrape time (labels bounded by the pool).
+type inflightCollector struct {
+	targets func() []store.Target
+	tracker *scoring.Tracker
+}
+
+// Describe implements prometheus.Collector.
+func (c inflightCollector) Describe(ch chan<- *prometheus.Desc) { ch <- inflightDesc }
+
+// Collect implements prometheus.Collector.
+func (c inflightCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.targets() {
+		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(c.tracker.InFlight(t.Address)), hostPort(t.Address))
+	}
 }

@@ -64,6 +64,9 @@ func TestHeldPicksExpire(t *testing.T) {
 	if n := tracker.InFlight(target); n < held {
 		t.Fatalf("%d in flight on the target after the attack, want %d", n, held)
 	}
+	if got := metric(t, p, `headroom_picker_endpoint_inflight{endpoint="10.0.0.1:8000"}`); got != fmt.Sprint(held) {
+		t.Errorf("in-flight gauge of the target %q while held, want %d", got, held)
+	}
 	if share := shareOf(t, ext, target, 30); share != 0 {
 		t.Errorf("while %d picks are held the target got %.0f%% of requests, want 0", held, 100*share)
 	}
@@ -74,6 +77,9 @@ func TestHeldPicksExpire(t *testing.T) {
 			t.Fatalf("in-flight on the target still %d after the response timeout", tracker.InFlight(target))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if got := metric(t, p, `headroom_picker_endpoint_inflight{endpoint="10.0.0.1:8000"}`); got != "0" {
+		t.Errorf("in-flight gauge of the target %q after expiry, want 0", got)
 	}
 	if share := shareOf(t, ext, target, 30); share < 0.15 {
 		t.Errorf("after the held picks expired the target got %.0f%% of requests, want about a third", 100*share)

@@ -74,7 +74,7 @@ func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger
 	r.setTargets(src.Endpoints())
 	r.refresher = store.NewRefresher(func() []store.Target { return *r.targets.Load() }, nodes, o.ViewRefresh)
 	r.router = &router{views: r.refresher, picker: picker, n: o.ExtProc.FallbackEndpoints, metrics: newRouteMetrics(), now: time.Now}
-	reg.MustRegister(r.router.metrics)
+	reg.MustRegister(r.router.metrics, inflightCollector{targets: func() []store.Target { return *r.targets.Load() }, tracker: picker.Tracker()})
 	var extOpts []extproc.ServerOption
 	if cfg != nil {
 		if r.objectives, err = pool.NewObjectives(cfg, o.Pool.Namespace, o.Pool.Pool, logger.With("component", "objectives")); err != nil {
