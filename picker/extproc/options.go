@@ -23,12 +23,16 @@ const (
 	DefaultChunkBytes = 62000
 	// DefaultMaxStreams bounds the ext_proc streams served at once: every
 	// request in flight through the gateway holds one until its response
-	// ends, so size it to rate × response time per replica.
-	DefaultMaxStreams = 16384
+	// ends, so size it to rate × response time per replica. A held stream
+	// costs the picker about 31 KiB (docs/reliability.md): 8,192 of them
+	// about 250 MiB.
+	DefaultMaxStreams = 8192
 	// DefaultMaxBufferedBytes is the budget of request bodies, response
 	// bodies kept for their usage, and request headers held by all streams
-	// together: 256 MiB, a quarter of the chart's memory limit.
-	DefaultMaxBufferedBytes = 256 << 20
+	// together: 128 MiB, which the Go heap may hold twice over between
+	// collections. With the streams, the picker stays within about
+	// 560 MiB under attack, under the chart's 1 GiB limit.
+	DefaultMaxBufferedBytes = 128 << 20
 	// DefaultRequestIdleTimeout is the longest wait for the next message
 	// while a request is undecided (its headers, then each body chunk).
 	DefaultRequestIdleTimeout = 30 * time.Second
