@@ -332,7 +332,7 @@ func TestValidateLimits(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
-	if n := len(o.GRPCServerOptions()); n != 3 {
+	if n := len(o.GRPCServerOptions()); n != 5 {
 		t.Errorf("%d gRPC server options", n)
 	}
 }

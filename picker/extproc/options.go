@@ -136,13 +136,24 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Flow-control windows of the ext_proc port. gRPC otherwise grows them
+// with its bandwidth estimate up to 16 MiB a stream, bytes that sit in the
+// transport, outside the buffer budget, while a handler is busy; 1 MiB a
+// stream is several times a gateway's body chunk, 4 MiB a connection.
+const (
+	streamWindow     = 1 << 20
+	connectionWindow = 4 << 20
+)
+
 // GRPCServerOptions are the gRPC server settings the ext_proc port needs:
-// keepalive enforcement and pings, and no more streams on one gateway
-// connection than the server serves in all.
+// keepalive enforcement and pings, fixed flow-control windows, and no more
+// streams on one gateway connection than the server serves in all.
 func (o *Options) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout}),
 		grpc.MaxConcurrentStreams(uint32(min(o.MaxStreams, 1<<31-1))),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connectionWindow),
 	}
 }

@@ -68,6 +68,7 @@ type wellBehaved struct {
 	picks        []time.Duration
 	dest         map[string]int // primary destination of routed requests
 	cores        float64        // the picker's CPU use meanwhile
+	decideP99    time.Duration  // the picker's own scoring time, p99 (bucket bound)
 }
 
 func (w *wellBehaved) share(endpoint string) float64 {

@@ -246,10 +246,10 @@ func fakeTokens(t *testing.T, ingest, caFile, realToken string, rate float64) *a
 					continue
 				}
 				sent.Add(1)
-				c := clients[n%len(clients)]
+				c, tok := clients[n%len(clients)], forge() // forged here: forge is not safe for concurrent use
 				a.wg.Go(func() {
 					defer func() { <-sem }()
-					if fakeReport(ctx, c, forge()) {
+					if fakeReport(ctx, c, tok) {
 						accepted.Add(1)
 					} else {
 						refused.Add(1)

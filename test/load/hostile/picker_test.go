@@ -2,11 +2,13 @@ package hostile
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,5 +193,40 @@ func (p *pickerProc) settled(t *testing.T, patience time.Duration) (time.Duratio
 			return time.Since(start), fmt.Sprintf("%.0f streams, %.0f bytes buffered, %.0f in flight", streams, buffered, inflight)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// decisionMeter starts reading the picker's own decision histogram
+// (headroom_picker_decision_duration_seconds: scoring and picking); the
+// returned function gives the 99th percentile of the decisions since, as
+// the upper bound of its bucket.
+func (p *pickerProc) decisionMeter(t *testing.T) func() time.Duration {
+	t.Helper()
+	const family = "headroom_picker_decision_duration_seconds_bucket"
+	before := p.scrape(t, family)
+	return func() time.Duration {
+		after := p.scrape(t, family)
+		type bucket struct{ le, n float64 }
+		var bs []bucket
+		for k, v := range after {
+			_, le, ok := strings.Cut(k, `le="`)
+			if !ok {
+				continue
+			}
+			le = strings.TrimSuffix(le, `"}`)
+			bound, err := strconv.ParseFloat(le, 64)
+			if err != nil {
+				continue // +Inf
+			}
+			bs = append(bs, bucket{bound, v - before[k]})
+		}
+		slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+		total := sum(after, family, `le="+Inf"`) - sum(before, family, `le="+Inf"`)
+		for _, b := range bs {
+			if total > 0 && b.n >= 0.99*total {
+				return time.Duration(b.le * float64(time.Second))
+			}
+		}
+		return -1 // past the last bucket
 	}
 }
