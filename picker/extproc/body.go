@@ -202,7 +202,7 @@ func (m *responseMeter) write(p []byte, eos bool) {
 			m.readUsage(p) // the whole body in one chunk: no copy
 			return
 		}
-		if !m.over && m.body.append(p, m.limit, 0) != nil {
+		if !m.over && m.body.append(p, m.limit) != nil {
 			m.over = true
 			m.body.release()
 		}
@@ -234,7 +234,7 @@ func (m *responseMeter) carry(p []byte) {
 	if m.skipping {
 		return
 	}
-	if m.line.append(p, maxSSELine, 0) != nil {
+	if m.line.append(p, maxSSELine) != nil {
 		m.skipping = true // over the line limit or the budget: skip it
 		m.line.release()
 	}
@@ -260,7 +260,7 @@ func (m *responseMeter) onLine(line []byte) {
 		return
 	}
 	m.last.truncate()
-	if m.last.append(payload, maxSSELine, 0) != nil {
+	if m.last.append(payload, maxSSELine) != nil {
 		m.last.release() // over the budget: this payload goes unread
 	}
 }

@@ -44,9 +44,9 @@ func (b *budget) release(n int64) {
 	}
 }
 
-// buffer is bytes one stream holds, counted against the budget by
-// capacity (what the memory really costs). It grows as bytes arrive,
-// doubling up to its limit, never from what a client announced.
+// buffer is bytes one stream holds of a response it meters, counted
+// against the budget by capacity (what the memory really costs). It grows
+// as bytes arrive, doubling up to its limit.
 type buffer struct {
 	b        []byte
 	reserved int64
@@ -58,15 +58,14 @@ const minGrow = 512
 
 // append adds p; it fails with errTooLarge past limit bytes and with
 // errBudgetSpent when the budget cannot cover the growth, keeping what it
-// had. hint, when larger than the first allocation would be, sizes that
-// allocation (capped: the caller passes a bounded value).
-func (x *buffer) append(p []byte, limit, hint int) error {
+// had.
+func (x *buffer) append(p []byte, limit int) error {
 	need := len(x.b) + len(p)
 	if need > limit {
 		return errTooLarge
 	}
 	if need > cap(x.b) {
-		size := max(need, min(2*cap(x.b), limit), min(max(hint, minGrow), limit))
+		size := max(need, min(2*cap(x.b), limit), min(minGrow, limit))
 		if !x.budget.reserve(int64(size) - x.reserved) {
 			return errBudgetSpent
 		}
@@ -75,20 +74,6 @@ func (x *buffer) append(p []byte, limit, hint int) error {
 		x.b, x.reserved = nb, int64(size)
 	}
 	x.b = append(x.b, p...)
-	return nil
-}
-
-// adopt keeps p itself (a whole body in one message: no copy), counting
-// its length.
-func (x *buffer) adopt(p []byte, limit int) error {
-	if len(p) > limit {
-		return errTooLarge
-	}
-	x.release()
-	if !x.budget.reserve(int64(len(p))) {
-		return errBudgetSpent
-	}
-	x.b, x.reserved = p, int64(len(p))
 	return nil
 }
 
@@ -111,4 +96,60 @@ func (x *buffer) release() {
 		x.budget.release(x.reserved)
 	}
 	x.b, x.reserved = nil, 0
+}
+
+// chunks holds a request body as its chunks arrived, each kept as gRPC
+// delivered it: nothing is copied or over-allocated while the body comes
+// in (a stalled upload holds exactly what it sent), and the chunks are
+// joined once, when the body is complete.
+type chunks struct {
+	parts    [][]byte
+	n        int
+	reserved int64
+	budget   *budget
+}
+
+// add keeps p; it fails with errTooLarge past limit bytes and with
+// errBudgetSpent when the budget cannot cover it.
+func (c *chunks) add(p []byte, limit int) error {
+	if c.n+len(p) > limit {
+		return errTooLarge
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	if !c.budget.reserve(int64(len(p))) {
+		return errBudgetSpent
+	}
+	c.parts = append(c.parts, p)
+	c.n += len(p)
+	c.reserved += int64(len(p))
+	return nil
+}
+
+// join returns the body in one piece: the one chunk as is, or a copy of
+// all (counted against the budget while both exist).
+func (c *chunks) join() ([]byte, error) {
+	switch len(c.parts) {
+	case 0:
+		return nil, nil
+	case 1:
+		return c.parts[0], nil
+	}
+	if !c.budget.reserve(int64(c.n)) {
+		return nil, errBudgetSpent
+	}
+	b := make([]byte, 0, c.n)
+	for _, p := range c.parts {
+		b = append(b, p...)
+	}
+	c.budget.release(c.reserved)
+	c.parts, c.reserved = [][]byte{b}, int64(c.n)
+	return b, nil
+}
+
+// release drops the chunks and gives their reservation back.
+func (c *chunks) release() {
+	c.budget.release(c.reserved)
+	c.parts, c.n, c.reserved = nil, 0, 0
 }

@@ -80,7 +80,8 @@ type stream struct {
 	contentLength int              // from the request headers; -1 when absent
 	// body holds the request body until it is sent on; headers counts the
 	// request headers' bytes against the budget until then.
-	body, headers buffer
+	body    chunks
+	headers buffer
 
 	routed    bool
 	reported  bool // Done was called
@@ -223,36 +224,34 @@ func (st *stream) readHeaders(hm *corev3.HeaderMap) int {
 	return size
 }
 
-// firstAllocation bounds the first body allocation a Content-Length can
-// ask for: bodies grow as their bytes arrive.
-const firstAllocation = 64 << 10
-
 func (st *stream) onRequestBody(req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) ([]*extprocv3.ProcessingResponse, error) {
 	if st.state != bufferingRequestBody {
 		return nil, st.outOfOrder("request body")
 	}
-	chunk, limit := b.GetBody(), st.srv.opts.MaxBodyBytes
-	var err error
-	if st.body.b == nil && b.GetEndOfStream() {
-		err = st.body.adopt(chunk, limit) // the whole body in one message: no copy
-	} else {
-		err = st.body.append(chunk, limit, min(max(st.contentLength, 0), firstAllocation))
-	}
-	if err != nil {
+	if err := st.body.add(b.GetBody(), st.srv.opts.MaxBodyBytes); err != nil {
 		return nil, st.refuseBuffer(err, "request body")
 	}
-	st.req.Body = st.body.b
 	if !b.GetEndOfStream() {
 		return nil, nil
 	}
-	return st.decide(req.GetMetadataContext(), true, false)
+	return st.decideBody(req, false)
 }
 
 func (st *stream) onRequestTrailers(req *extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error) {
 	if st.state != bufferingRequestBody {
 		return nil, st.outOfOrder("request trailers")
 	}
-	return st.decide(req.GetMetadataContext(), true, true)
+	return st.decideBody(req, true)
+}
+
+// decideBody joins the complete body and decides.
+func (st *stream) decideBody(req *extprocv3.ProcessingRequest, trailers bool) ([]*extprocv3.ProcessingResponse, error) {
+	body, err := st.body.join()
+	if err != nil {
+		return nil, st.refuseBuffer(err, "request body")
+	}
+	st.req.Body = body
+	return st.decide(req.GetMetadataContext(), true, trailers)
 }
 
 func (st *stream) since() time.Duration { return st.srv.now().Sub(st.decidedAt) }
