@@ -46,10 +46,12 @@ var pool = []modelPod{
 
 const namespace, audience = "models", "headroom-picker"
 
+// endpoints is the pool as a static list, each endpoint with its node
+// (ip:port@node), so that a report joins only its own node's pods.
 func endpoints() string {
 	var eps []string
 	for _, p := range pool {
-		eps = append(eps, p.ip+":8000")
+		eps = append(eps, p.ip+":8000@"+p.node)
 	}
 	return strings.Join(eps, ",")
 }
