@@ -27,7 +27,11 @@ type Options struct {
 	// Timeout bounds each request.
 	Timeout time.Duration
 	Mix     Mix
-	Seed    uint64
+	// Conversations, when on, makes requests share prefixes (system
+	// prompts, multi-turn histories); the Mix then draws each turn's
+	// user message and output.
+	Conversations Conversations
+	Seed          uint64
 	// Client sends the requests (default: one with 1,024 idle
 	// connections per host, so the generator is not the bottleneck).
 	Client *http.Client
@@ -52,7 +56,7 @@ func (o *Options) Validate() error {
 	if o.Duration <= 0 || o.Timeout <= 0 || o.Drain < 0 {
 		errs = append(errs, errors.New("loadgen: duration and timeout must be positive, drain non-negative"))
 	}
-	return errors.Join(append(errs, o.Mix.Validate())...)
+	return errors.Join(append(errs, o.Mix.Validate(), o.Conversations.Validate())...)
 }
 
 // Record is what the client saw of one request.
@@ -79,6 +83,9 @@ type Generator struct {
 	o      Options
 	client *http.Client
 	path   string
+	// conv is the open conversations (Options.Conversations), used by
+	// the arrival loop only.
+	conv *conversations
 
 	mu   sync.Mutex
 	recs []Record
@@ -102,7 +109,11 @@ func New(o Options) (*Generator, error) {
 	if o.Chat {
 		path = "/v1/chat/completions"
 	}
-	return &Generator{o: o, client: c, path: path}, nil
+	g := &Generator{o: o, client: c, path: path}
+	if o.Conversations.On() {
+		g.conv = newConversations(o.Conversations, o.Mix, o.Seed)
+	}
+	return g, nil
 }
 
 // Run sends requests at the options' rate for their duration, then waits
@@ -160,8 +171,15 @@ func (g *Generator) InFlight() int {
 }
 
 func (g *Generator) launch(ctx context.Context, rng *rand.Rand, onDone func(Record)) {
-	prompt, output := g.o.Mix.Sample(rng)
-	body := g.body(Prompt(rng, prompt), output)
+	var text string
+	var prompt, output int
+	if g.conv != nil {
+		text, prompt, output = g.conv.next(rng)
+	} else {
+		prompt, output = g.o.Mix.Sample(rng)
+		text = Prompt(rng, prompt)
+	}
+	body := g.body(text, output)
 	g.mu.Lock()
 	g.inFlight++
 	g.mu.Unlock()

@@ -160,7 +160,22 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, chat bool) (*job,
 			"this model's maximum context length is %d tokens, but %d were requested (%d in the prompt, %d for the completion)",
 			s.prof.KVCacheTokens, prompt+maxTokens, prompt, maxTokens)
 	}
-	return s.newJob(chat, req, newRequest(prompt, maxTokens)), nil
+	sr := newRequest(prompt, maxTokens)
+	sr.blocks = promptBlocks(promptBytes(req, chat))
+	return s.newJob(chat, req, sr), nil
+}
+
+// promptBytes is the prompt as the request carried it, for the prefix
+// cache: the raw JSON of prompt, or of every message's content in order.
+func promptBytes(req apiRequest, chat bool) []byte {
+	if !chat {
+		return req.Prompt
+	}
+	var b []byte
+	for _, m := range req.Messages {
+		b = append(b, m.Content...)
+	}
+	return b
 }
 
 // outputTokens is the request's max_tokens (for chat,

@@ -128,6 +128,7 @@ type Server struct {
 	waiting []*request // FIFO; preempted requests go back to the head
 	running []*request // in admission order
 	kvUsed  int
+	prefix  *prefixCache
 	busy    float64
 	busyAt  time.Time
 	counts  struct{ completed, failed, preempted, prompt, generated uint64 }
@@ -155,7 +156,7 @@ func New(o Options) (*Server, error) {
 		name: o.Name, model: o.Model, prof: o.Profile, flush: o.FlushInterval,
 		maxWaiting: o.MaxWaiting, loadWindow: o.LoadWindow, gpu: o.GPU,
 		log:  o.Logger.With("modelserver", o.Name),
-		wake: make(chan struct{}, 1), busyAt: time.Now(),
+		wake: make(chan struct{}, 1), busyAt: time.Now(), prefix: newPrefixCache(o.Profile.KVCacheTokens),
 	}
 	s.slowdown.Store(math.Float64bits(1))
 	s.metrics = newMetrics(s)
