@@ -135,10 +135,13 @@ func runOne(ctx context.Context, o options, refs *refs, sc scenario, k key, seed
 	time.Sleep(o.settle)
 
 	mix := loadgen.ShareGPT()
-	mp, mo := mix.Means()
+	// Capacity counts every prompt token as prefilled: with shared
+	// prefixes the pool can do more.
+	mp, mo := sc.conv.Means(mix)
 	r := result{key: k, seed: seed, capacity: c.Capacity(mp, mo)}
 	lo := loadgen.DefaultOptions()
 	lo.URL, lo.Model, lo.Mix, lo.Seed, lo.Duration = c.URL, co.Model, mix, seed, o.duration
+	lo.Conversations = sc.conv
 	lo.Rate = k.load * r.capacity
 	if sc.burst > 0 {
 		lo.Rate = 1 // unused by Burst

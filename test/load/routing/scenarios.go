@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/sim/cluster"
+	"github.com/headroom-dev/headroom/sim/loadgen"
 )
 
 // scenario is one pool and what happens to it.
@@ -26,6 +27,8 @@ type scenario struct {
 	// modelsimOnly scenarios change the in-process servers (throttle,
 	// co-tenant), which only sim/modelsim can.
 	modelsimOnly bool
+	// conv, when on, makes the load shared-prefix.
+	conv loadgen.Conversations
 }
 
 func (s scenario) loadsFor(o options) []float64 {
@@ -73,6 +76,8 @@ func scenarios(o options) []scenario {
 		{name: "burst", desc: "8 H100, 100 requests at once", nodes: []cluster.NodeSpec{h100s(8)}, burst: 100},
 		{name: "stale", desc: "6 fast + 2 slow, the slow node's agent stopped before the load (its telemetry goes stale)", nodes: hetPool(),
 			setup: func(c *cluster.Cluster) { c.Nodes[1].StopAgent() }},
+		{name: "shared-prefix", desc: "8 H100, 8 system prompts of 1,024 tokens, conversations of 4 turns on average",
+			nodes: []cluster.NodeSpec{h100s(8)}, conv: loadgen.Conversations{SystemPrompts: 8, SystemTokens: 1024, Turns: 4}},
 		{name: "agent-killed", desc: fmt.Sprintf("6 fast + 2 slow, the slow node's agent killed %s into the load", o.killAt), nodes: hetPool(),
 			during: killAgentAt(1)},
 	}
