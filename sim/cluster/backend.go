@@ -35,9 +35,10 @@ type BackendServer struct {
 	// Addr is the pod address, ip:port, it must be reached at.
 	Addr      string
 	Node, GPU int
-	// LoRAs are the adapters the node's servers hold (NodeSpec.LoRAs).
-	LoRAs []string
-	Seed  uint64
+	// LoRAs and MaxLoRAs are the node's (NodeSpec).
+	LoRAs    []string
+	MaxLoRAs int
+	Seed     uint64
 }
 
 // sharedPort finds a port free on every one of ips, so that the pool's

@@ -50,8 +50,10 @@ type NodeSpec struct {
 	Server string
 	// GPUs is how many of the system's GPUs serve; 0 means all.
 	GPUs int
-	// LoRAs are the LoRA adapters its servers hold (Options.Backend only).
-	LoRAs []string
+	// LoRAs are the LoRA adapters its servers serve, MaxLoRAs how many
+	// distinct ones a batch may hold (vLLM's --max-loras; 0: 1).
+	LoRAs    []string
+	MaxLoRAs int
 }
 
 // Options configures a cluster.

@@ -92,7 +92,7 @@ func (n *Node) startServer(ctx context.Context, c *Cluster, g int, spec NodeSpec
 	s.slowdown.Store(1.0)
 	if c.o.Backend != nil {
 		stop, err := c.o.Backend.Start(ctx, BackendServer{Name: name, Class: spec.Server, Model: n.o.Model, Addr: addr,
-			Node: n.Index, GPU: g, LoRAs: spec.LoRAs, Seed: n.o.Seed*1000 + uint64(100*n.Index+g)})
+			Node: n.Index, GPU: g, LoRAs: spec.LoRAs, MaxLoRAs: max(spec.MaxLoRAs, 1), Seed: n.o.Seed*1000 + uint64(100*n.Index+g)})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", name, c.o.Backend.Name(), err)
 		}
@@ -101,7 +101,8 @@ func (n *Node) startServer(ctx context.Context, c *Cluster, g int, spec NodeSpec
 		return s, n.addPod(s, ip, c.port)
 	}
 	prof, _ := modelsim.LookupProfile(spec.Server) // validated
-	ms, err := modelsim.New(modelsim.Options{Name: name, Model: n.o.Model, Profile: prof, FlushInterval: n.o.FlushInterval, GPU: s.hook})
+	ms, err := modelsim.New(modelsim.Options{Name: name, Model: n.o.Model, Profile: prof, FlushInterval: n.o.FlushInterval, GPU: s.hook,
+		LoRAs: spec.LoRAs, MaxLoRAs: spec.MaxLoRAs})
 	if err != nil {
 		return nil, err
 	}

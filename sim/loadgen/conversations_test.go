@@ -67,3 +67,27 @@ func TestConversationsValidate(t *testing.T) {
 		t.Error("the zero value should be off and valid")
 	}
 }
+
+// TestAdapterShare checks that about the asked share of requests name an
+// adapter, each adapter about as often as another.
+func TestAdapterShare(t *testing.T) {
+	t.Parallel()
+	o := DefaultOptions()
+	o.URL, o.Adapters, o.AdapterShare = "http://127.0.0.1:1", []string{"a", "b"}, 0.5
+	g, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	counts := map[string]int{}
+	for range 2000 {
+		counts[g.model(rng)]++
+	}
+	if counts["a"] < 400 || counts["b"] < 400 || counts[o.Model] < 900 {
+		t.Errorf("models drawn: %v", counts)
+	}
+	o.AdapterShare, o.Adapters = 0.5, nil
+	if _, err := New(o); err == nil {
+		t.Error("an adapter share without adapters was accepted")
+	}
+}

@@ -31,6 +31,10 @@ type Options struct {
 	// prompts, multi-turn histories); the Mix then draws each turn's
 	// user message and output.
 	Conversations Conversations
+	// Adapters are LoRA adapters: a request names one of them, drawn
+	// evenly, instead of Model with probability AdapterShare.
+	Adapters     []string
+	AdapterShare float64
 	Seed          uint64
 	// Client sends the requests (default: one with 1,024 idle
 	// connections per host, so the generator is not the bottleneck).
@@ -55,6 +59,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Duration <= 0 || o.Timeout <= 0 || o.Drain < 0 {
 		errs = append(errs, errors.New("loadgen: duration and timeout must be positive, drain non-negative"))
+	}
+	if o.AdapterShare < 0 || o.AdapterShare > 1 || (o.AdapterShare > 0 && len(o.Adapters) == 0) {
+		errs = append(errs, errors.New("loadgen: adapter share must be in [0, 1], with adapters when above 0"))
 	}
 	return errors.Join(append(errs, o.Mix.Validate(), o.Conversations.Validate())...)
 }
@@ -170,6 +177,15 @@ func (g *Generator) InFlight() int {
 	return g.inFlight
 }
 
+// model is the model the next request names: an adapter with probability
+// AdapterShare, else Model.
+func (g *Generator) model(rng *rand.Rand) string {
+	if g.o.AdapterShare > 0 && rng.Float64() < g.o.AdapterShare {
+		return g.o.Adapters[rng.IntN(len(g.o.Adapters))]
+	}
+	return g.o.Model
+}
+
 func (g *Generator) launch(ctx context.Context, rng *rand.Rand, onDone func(Record)) {
 	var text string
 	var prompt, output int
@@ -179,7 +195,7 @@ func (g *Generator) launch(ctx context.Context, rng *rand.Rand, onDone func(Reco
 		prompt, output = g.o.Mix.Sample(rng)
 		text = Prompt(rng, prompt)
 	}
-	body := g.body(text, output)
+	body := g.body(g.model(rng), text, output)
 	g.mu.Lock()
 	g.inFlight++
 	g.mu.Unlock()

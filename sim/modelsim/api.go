@@ -137,7 +137,8 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, chat bool) (*job,
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, badRequest("invalid_json", "request body is not valid JSON: %v", err)
 	}
-	if req.Model != "" && req.Model != s.model {
+	adapter, ok := s.adapterFor(req.Model)
+	if !ok {
 		return nil, &apiError{status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found",
 			Message: fmt.Sprintf("the model %q does not exist (this server serves %q)", req.Model, s.model)}
 	}
@@ -161,7 +162,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, chat bool) (*job,
 			s.prof.KVCacheTokens, prompt+maxTokens, prompt, maxTokens)
 	}
 	sr := newRequest(prompt, maxTokens)
-	sr.blocks = promptBlocks(promptBytes(req, chat))
+	sr.blocks, sr.adapter = promptBlocks(promptBytes(req, chat)), adapter
 	return s.newJob(chat, req, sr), nil
 }
 

@@ -66,6 +66,9 @@ func newMetrics(s *Server) *metrics {
 		gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", func(st Stats) float64 { return st.KVUsage }),
 		m.ttft, m.tpot, m.itl, m.e2e, m.prompt, m.generation, m.preemptions, m.success, m.prefixQueries, m.prefixHits,
 	)
+	if len(s.loras) > 0 {
+		m.reg.MustRegister(newLoRAInfo(s))
+	}
 	return m
 }
 

@@ -31,6 +31,8 @@ type request struct {
 	arrival                 time.Time
 	// blocks are the prompt's block hashes, for the prefix cache.
 	blocks []uint64
+	// adapter is the LoRA adapter it runs with; "" for the base model.
+	adapter string
 
 	state     reqState
 	target    int // tokens to prefill this admission: prompt + generated
@@ -168,14 +170,17 @@ func (s *Server) plan(it *iteration) bool {
 			budget -= n
 		}
 	}
-	for !preempted && budget > 0 && len(s.waiting) > 0 && len(s.running) < s.prof.MaxRunning {
-		r := s.waiting[0]
+	for !preempted && budget > 0 && len(s.running) < s.prof.MaxRunning {
+		i := s.nextAdmissible()
+		if i < 0 {
+			break
+		}
+		r := s.waiting[i]
 		need := r.promptTokens + r.generated
 		if !s.fits(need) {
 			break
 		}
-		s.waiting[0] = nil
-		s.waiting = s.waiting[1:]
+		s.waiting = slices.Delete(s.waiting, i, i+1)
 		r.state, r.target, r.kv = stateRunning, need, need
 		r.prefilled = s.cached(r)
 		s.kvUsed += need

@@ -147,7 +147,7 @@ func (b *llmdBackend) Start(ctx context.Context, s cluster.BackendServer) (func(
 		return nil, err
 	}
 	sim, err := reference.StartSim(ctx, reference.SimOptions{Binary: b.bin, Model: s.Model, Address: s.Addr, Class: c,
-		LoRAs: s.LoRAs, MaxLoRAs: len(s.LoRAs), Seed: s.Seed, Log: b.log})
+		LoRAs: s.LoRAs, MaxLoRAs: s.MaxLoRAs, Seed: s.Seed, Log: b.log})
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ func goals(w io.Writer, cs []cell) {
 			}
 			fmt.Fprintln(w)
 		}
-		for _, sc := range []string{"homogeneous", "shared-prefix", "stale", "agent-killed"} {
+		for _, sc := range []string{"homogeneous", "shared-prefix", "lora", "stale", "agent-killed"} {
 			h, okH := find(cs, sc, sim, cluster.PolicyHeadroom, 0.85)
 			e, okE := find(cs, sc, sim, cluster.PolicyEPP, 0.85)
 			if !okH || !okE {

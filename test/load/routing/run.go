@@ -142,6 +142,9 @@ func runOne(ctx context.Context, o options, refs *refs, sc scenario, k key, seed
 	lo := loadgen.DefaultOptions()
 	lo.URL, lo.Model, lo.Mix, lo.Seed, lo.Duration = c.URL, co.Model, mix, seed, o.duration
 	lo.Conversations = sc.conv
+	if len(sc.adapters) > 0 {
+		lo.Adapters, lo.AdapterShare = sc.adapters, 0.75
+	}
 	lo.Rate = k.load * r.capacity
 	if sc.burst > 0 {
 		lo.Rate = 1 // unused by Burst

@@ -29,6 +29,9 @@ type scenario struct {
 	modelsimOnly bool
 	// conv, when on, makes the load shared-prefix.
 	conv loadgen.Conversations
+	// adapters, when set, are LoRA adapters every server serves (two
+	// per batch) and three requests in four name one.
+	adapters []string
 }
 
 func (s scenario) loadsFor(o options) []float64 {
@@ -63,6 +66,9 @@ func slow(n int) cluster.NodeSpec {
 // slow pods hold about 7 % of the capacity.
 func hetPool() []cluster.NodeSpec { return []cluster.NodeSpec{h100s(6), slow(2)} }
 
+// loraNames are the lora scenario's adapters.
+func loraNames() []string { return []string{"sql", "chat", "code", "legal", "med", "fin", "tr-de", "tr-fr"} }
+
 // scenarios are the benchmark's pools. Each has eight GPUs so that the
 // whole system stays well inside two CPU cores at full load.
 func scenarios(o options) []scenario {
@@ -78,6 +84,8 @@ func scenarios(o options) []scenario {
 			setup: func(c *cluster.Cluster) { c.Nodes[1].StopAgent() }},
 		{name: "shared-prefix", desc: "8 H100, 8 system prompts of 1,024 tokens, conversations of 4 turns on average",
 			nodes: []cluster.NodeSpec{h100s(8)}, conv: loadgen.Conversations{SystemPrompts: 8, SystemTokens: 1024, Turns: 4}},
+		{name: "lora", desc: "8 H100 serving 8 LoRA adapters, 2 per batch; 3 requests in 4 name one",
+			nodes: []cluster.NodeSpec{{System: "dgxh100", Server: "h100", GPUs: 8, LoRAs: loraNames(), MaxLoRAs: 2}}, adapters: loraNames()},
 		{name: "agent-killed", desc: fmt.Sprintf("6 fast + 2 slow, the slow node's agent killed %s into the load", o.killAt), nodes: hetPool(),
 			during: killAgentAt(1)},
 	}
