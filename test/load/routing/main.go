@@ -41,6 +41,7 @@ type options struct {
 	seed                      uint64
 	seeds                     int
 	budget                    time.Duration
+	dryRun                    bool
 	markdown, plots           string
 	// tools are the reference binaries and the control plane's.
 	eppBin, simBin, assets, logDir string
@@ -77,6 +78,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "first seed of the load and the random policies")
 	fs.IntVar(&o.seeds, "seeds", 3, "seeds per cell (seed, seed+1, ...); means and spreads are over them")
 	fs.DurationVar(&o.budget, "budget", 0, "stop starting runs after this long and report what ran (0: no limit; the estimate is printed first)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and its time estimate, run nothing")
 	fs.StringVar(&o.markdown, "markdown", "", "write the report here (empty: stdout)")
 	fs.StringVar(&o.plots, "plots", "", "write SVG plots into this directory (empty: none)")
 	fs.StringVar(&o.eppBin, "epp", filepath.Join(cache, "reference", "epp"), "the GIE endpoint picker binary (make reference-tools)")

@@ -82,8 +82,14 @@ func run(ctx context.Context, o options) error {
 	if len(plan) == 0 {
 		return errors.New("nothing to run: no scenario runs on the chosen simulators")
 	}
-	perRun := o.duration + o.settle + 15*time.Second // start, drain and stop
+	perRun := o.duration + o.settle + 30*time.Second // start, drain and stop, measured on the 2-core VM
 	fmt.Fprintf(os.Stderr, "routing: %d runs, about %s each: about %s in all%s\n", len(plan), perRun, (time.Duration(len(plan)) * perRun).Round(time.Minute), budgetNote(o.budget))
+	if o.dryRun {
+		for _, r := range plan {
+			fmt.Fprintf(os.Stderr, "  %s %s %s %.0f%% seed %d\n", r.k.scenario, r.k.sim, r.k.policy, 100*r.k.load, r.seed)
+		}
+		return nil
+	}
 	refs, err := startRefs(o, policies)
 	if err != nil {
 		return err
