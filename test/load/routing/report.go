@@ -43,8 +43,18 @@ func table(w io.Writer, cs []cell) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %s | %s | %s | %s | %.0f | %s | %s |\n",
 			c.scenario, c.sim, load, c.policy, c.runs, secs(c.p50, c.runs), secs(c.p90, c.runs), secs(c.p99, c.runs),
-			tput, c.failed.mean, cellShares(c), secs(c.classP90["slow"], c.runs))
+			tput, c.failed.mean, cellShares(c), slowP90(c))
 	}
+}
+
+// slowP90 is the slow pods' own p90 TTFT, "—" where the servers do not
+// say which of them answered.
+func slowP90(c cell) string {
+	s, ok := c.classP90["slow"]
+	if !ok {
+		return "—"
+	}
+	return secs(s, c.runs)
 }
 
 func cellShares(c cell) string {
