@@ -22,7 +22,7 @@ help: ## list the targets
 build: ## build the commands into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: envtest-assets chart-tools ## unit and integration tests, race detector on, plus a cgo-free build and test
+test: envtest-assets chart-tools reference-tools ## unit and integration tests, race detector on, plus a cgo-free build and test
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-nocgo
 
