@@ -35,7 +35,7 @@ type Options struct {
 	// evenly, instead of Model with probability AdapterShare.
 	Adapters     []string
 	AdapterShare float64
-	Seed          uint64
+	Seed         uint64
 	// Client sends the requests (default: one with 1,024 idle
 	// connections per host, so the generator is not the bottleneck).
 	Client *http.Client

@@ -67,7 +67,9 @@ func slow(n int) cluster.NodeSpec {
 func hetPool() []cluster.NodeSpec { return []cluster.NodeSpec{h100s(6), slow(2)} }
 
 // loraNames are the lora scenario's adapters.
-func loraNames() []string { return []string{"sql", "chat", "code", "legal", "med", "fin", "tr-de", "tr-fr"} }
+func loraNames() []string {
+	return []string{"sql", "chat", "code", "legal", "med", "fin", "tr-de", "tr-fr"}
+}
 
 // scenarios are the benchmark's pools. Each has eight GPUs so that the
 // whole system stays well inside two CPU cores at full load.
