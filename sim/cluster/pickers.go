@@ -94,6 +94,8 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		for _, p := range c.external {
 			o.Pickers = append(o.Pickers, p.ExtProc)
 		}
+	case PolicyEPP:
+		o.Pickers = c.eppAddrs
 	case PolicyRoundRobin:
 		o.Policy = gateway.RoundRobin()
 	case PolicyRandom:
@@ -127,6 +129,16 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// startEPP starts the reference endpoint picker over the servers.
+func (c *Cluster) startEPP(ctx context.Context) error {
+	addrs, stop, err := c.o.EPP(ctx, c.Endpoints())
+	if err != nil {
+		return fmt.Errorf("reference endpoint picker: %w", err)
+	}
+	c.eppAddrs, c.stopEPP = addrs, stop
 	return nil
 }
 
