@@ -14,7 +14,7 @@ export CGO_ENABLED ?= 1
 # kube-apiserver and etcd for envtest (hack/envtest-assets.sh builds them).
 export KUBEBUILDER_ASSETS := $(CURDIR)/$(CACHE)/envtest
 
-.PHONY: help build test test-nocgo envtest-assets chart-tools reference-tools lint generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system bench-mesh realgpu-build clean
+.PHONY: help build test test-nocgo envtest-assets chart-tools reference-tools lint generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system bench-mesh bench-hostile realgpu-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -89,6 +89,11 @@ bench-routing: envtest-assets reference-tools ## routing quality against the rea
 bench-system: ## the demo system's own cost: gateway + picker throughput, CPU per request, the picker's share of latency
 	$(GO) build -o $(BIN)/systemload ./test/load/systemload
 	$(BIN)/systemload $(SYSTEMLOAD_FLAGS)
+
+bench-hostile: ## the hostile load run (docs/reliability.md): abandoned and stalled ext_proc streams, fake tokens, a cross-node agent, under 100 req/s of well-behaved traffic; HOSTILE_ATTACKS=abandoned,stalled without envtest
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/headroom-picker ./cmd/headroom-picker
+	HEADROOM_BENCH_HOSTILE=1 HEADROOM_HOSTILE_PICKER=$(CURDIR)/$(BIN)/headroom-picker HEADROOM_HOSTILE_ATTACKS=$(or $(HOSTILE_ATTACKS),all) \
+	  $(GO) test -count=1 -timeout 30m -run TestHostileLoad -v ./test/load/hostile
 
 bench-mesh: ## the eBPF programs' own cost (kernel BPF stats) and the CPU of a loopback load with them off and on; needs root
 	HEADROOM_BENCH_MESH=1 $(GO) test -count=1 -run TestMeshBench -v ./bpf

@@ -84,6 +84,10 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 	o := gateway.Options{Endpoints: c.Endpoints(), Logger: c.log.With("component", "gateway")}
 	switch c.o.Policy {
 	case PolicyHeadroom:
+		// The pickers serve ext_proc over TLS with a self-signed
+		// certificate, as in a cluster; the gateway does not verify it,
+		// as GIE gateways do not.
+		o.PickerTLS = gateway.InsecurePickerTLS()
 		for _, p := range c.Pickers {
 			o.Pickers = append(o.Pickers, p.ExtProcAddr().String())
 		}
