@@ -74,7 +74,7 @@ headroom_modelserver_stale_since_timestamp_seconds{engine="sglang",namespace="ll
 headroom_modelserver_stale_since_timestamp_seconds{engine="trtllm",namespace="",node="node-a",pod="trt-0"} 0
 headroom_modelserver_stale_since_timestamp_seconds{engine="vllm",namespace="llm",node="node-a",pod="vllm-0"} 1.700000001e+09
 `
-	e := New(func() *snapshot.Snapshot { return s }, "v1")
+	e := New(func() *snapshot.Snapshot { return s })
 	if err := testutil.GatherAndCompare(e, strings.NewReader(want), msFamilies...); err != nil {
 		t.Error(err)
 	}

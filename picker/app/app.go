@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/headroom-dev/headroom/internal/version"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
@@ -67,7 +68,8 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	telemetryv1.RegisterTelemetryServiceServer(p.grpc, p.ingest)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.ingest.Metrics())
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.ingest.Metrics(),
+		version.Get().Collector())
 	if p.route, err = newRouting(opts, p.Store(), reg, logger); err != nil {
 		return nil, err
 	}
@@ -113,7 +115,8 @@ func (p *Picker) Run(parent context.Context) error {
 	go func() { errc <- p.grpc.Serve(p.ingLn) }()
 	go func() { errc <- p.http.Serve(p.httpLn) }()
 	p.route.run(ctx, errc)
-	p.logger.Info("picker started", "name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth)
+	p.logger.Info("picker started", append([]any{"name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth},
+		version.Get().LogAttrs()...)...)
 	go p.prune(ctx)
 	var err error
 	select {
