@@ -162,7 +162,11 @@ images-reproducible: images ## build the images a second time from an empty Go b
 	$(IMAGEBUILD) digest --out=$(BIN)/images-again > $(BIN)/digests.second
 	diff $(BIN)/digests.first $(BIN)/digests.second && cat $(BIN)/digests.first
 
-test-images: ## run test/image against bin/images (make images) instead of a fresh host-only build
+QEMU_amd64 := qemu-x86_64-static
+QEMU_arm64 := qemu-aarch64-static
+
+test-images: ## run test/image against bin/images (make images): the host's platform natively, the other's --version under qemu
+	@./hack/need.sh $(QEMU_$(OTHER_ARCH)) qemu-user-static
 	HEADROOM_TEST_IMAGES=$(abspath $(IMAGES)) $(GO) test -count=1 -run TestImages -v ./test/image
 
 registry-login: ## store REGISTRY_USERNAME/REGISTRY_PASSWORD for $(REGISTRY)'s host in the Docker config (push, helm, syft, cosign read it)

@@ -153,6 +153,7 @@ func TestImages(t *testing.T) {
 		t.Run(name+"/config", func(t *testing.T) { checkConfig(t, img, ch, wantRev) })
 		t.Run(name+"/files", func(t *testing.T) { checkFiles(t, img) })
 		t.Run(name+"/runs", func(t *testing.T) { checkRuns(t, img) })
+		checkForeign(t, img)
 	}
 }
 
