@@ -158,7 +158,8 @@ images-lock: ## refresh images/debian.lock: the Debian packages of the image bas
 
 images-reproducible: images ## build the images a second time from an empty Go build cache and compare the digests
 	$(IMAGEBUILD) digest --out=$(IMAGES) > $(BIN)/digests.first
-	GOCACHE=$$(mktemp -d) $(IMAGEBUILD) build $(IMAGEBUILD_FLAGS) --platforms=$(PLATFORMS) --out=$(BIN)/images-again
+	cache=$$(mktemp -d) && GOCACHE=$$cache $(IMAGEBUILD) build $(IMAGEBUILD_FLAGS) --platforms=$(PLATFORMS) --out=$(BIN)/images-again; \
+	  status=$$?; rm -rf $$cache; exit $$status
 	$(IMAGEBUILD) digest --out=$(BIN)/images-again > $(BIN)/digests.second
 	diff $(BIN)/digests.first $(BIN)/digests.second && cat $(BIN)/digests.first
 
