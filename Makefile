@@ -51,7 +51,7 @@ SYFT_VERSION := v1.57.2
 COSIGN := $(TOOLS)/cosign
 COSIGN_VERSION := v2.6.5
 
-.PHONY: help build test test-quick test-nocgo test-deps envtest-assets chart-tools lint images images-lock images-reproducible test-images registry-login push-images chart-package push-chart sbom sign release-check generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system bench-mesh realgpu-build clean
+.PHONY: help build test test-quick test-nocgo test-deps envtest-assets chart-tools reference-tools lint images images-lock images-reproducible test-images registry-login push-images chart-package push-chart sbom sign release-check generate check-generated vmlinux demo bench bench-agent bench-stream bench-picker bench-routing bench-system bench-mesh realgpu-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,7 +59,7 @@ help: ## list the targets
 build: ## build the commands into bin/, version stamped in (bin/headroom-agent --version)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-test: test-deps envtest-assets chart-tools ## unit and integration tests, race detector on, plus a cgo-free build and test
+test: test-deps envtest-assets chart-tools reference-tools ## unit and integration tests, race detector on, plus a cgo-free build and test
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-nocgo
 
@@ -78,6 +78,9 @@ envtest-assets: ## build kube-apiserver and link etcd into .cache/envtest for en
 
 chart-tools: ## build helm, helm-unittest, kubeconform and offline schemas into .cache/chart-tools for test/chart (cached)
 	GO=$(GO) CHART_TOOLS_DIR=$(CURDIR)/$(CACHE)/chart-tools ./hack/chart-tools.sh >/dev/null
+
+reference-tools: ## build the GIE endpoint picker (EPP) and llm-d-inference-sim into .cache/reference for bench-routing (cached)
+	GO=$(GO) REFERENCE_TOOLS_DIR=$(CURDIR)/$(CACHE)/reference ./hack/reference-tools.sh >/dev/null
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -125,9 +128,9 @@ bench-stream: ## telemetry load runs: picker ingest at 1,000 nodes (1 and 10 Hz)
 	$(BIN)/ingestload -nodes 1000 -rate 10 $(INGESTLOAD_FLAGS)
 	$(BIN)/pollstream -pods 100 -period 50ms $(POLLSTREAM_FLAGS)
 
-bench-routing: ## routing-quality benchmark: policies x scenarios x loads on the simulated cluster (about 30 min; docs/benchmarks.md)
+bench-routing: envtest-assets reference-tools ## routing quality against the real GIE EPP, on sim/modelsim and llm-d-inference-sim, 3 seeds a cell (hours; prints its estimate; ROUTING_FLAGS for a subset, docs/benchmarks.md)
 	$(GO) build -o $(BIN)/routing ./test/load/routing
-	$(BIN)/routing -markdown $(BIN)/routing.md -plots docs/img $(ROUTING_FLAGS)
+	$(BIN)/routing -markdown $(BIN)/routing.md -plots docs/img -log-dir $(BIN)/routing-logs $(ROUTING_FLAGS)
 	cat $(BIN)/routing.md
 
 bench-system: ## the demo system's own cost: gateway + picker throughput, CPU per request, the picker's share of latency

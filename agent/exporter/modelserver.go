@@ -10,6 +10,7 @@ type modelServerDefs struct {
 	success, lastSuccess, staleSince *def
 	waiting, running, kvCache        *def
 	loraAdapters, loraMax            *def
+	dropped                          *def
 }
 
 func (e *Exporter) newModelServerDefs() modelServerDefs {
@@ -25,6 +26,9 @@ func (e *Exporter) newModelServerDefs() modelServerDefs {
 		kvCache:      m("headroom_modelserver_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use (0-1), the fullest engine's."),
 		loraAdapters: m("headroom_modelserver_lora_adapters", "LoRA adapters of running or waiting requests.", "state"),
 		loraMax:      m("headroom_modelserver_lora_max_adapters", "LoRA adapters that fit in GPU memory at once."),
+		dropped: e.def("headroom_modelserver_values_dropped_total", "counter", "modelserver",
+			"Impossible values the agent left out of the model server's scrapes (negative counts, non-finite values, ratios outside 0-1, families with too many series, LoRA lists past their limit), by reason.",
+			"node", "namespace", "pod", "engine", "reason"),
 	}
 }
 
@@ -47,6 +51,9 @@ func (e *Exporter) gatherModelServers(b *builder, s *snapshot.Snapshot) {
 		b.add(d.success, b2f(!ms.Stale()), l)
 		b.add(d.lastSuccess, unixOrZero(ms.SampleTime), l)
 		b.add(d.staleSince, unixOrZero(ms.StaleSince), l)
+		for reason, n := range ms.Dropped {
+			b.add(d.dropped, float64(n), l, b.sharedLP("reason", reason))
+		}
 		if ms.SampleTime.IsZero() {
 			continue
 		}

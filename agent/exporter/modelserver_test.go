@@ -18,6 +18,7 @@ func fullModelServer() *snapshot.ModelServer {
 		SampleTime: time.Unix(1700000000, 0), StaleSince: time.Unix(1700000001, 0), Err: "get: context deadline exceeded",
 		Stats: snapshot.ModelServerStats{Waiting: 5, Running: 21, KVCacheUsage: 0.63, HasKVCacheUsage: true,
 			LoRA: &snapshot.LoRAState{Running: []string{"a", "b"}, Waiting: []string{"c"}, MaxAdapters: 4}},
+		Dropped: map[string]uint64{"negative": 12, "out_of_range": 3},
 	}
 }
 
@@ -26,6 +27,7 @@ var msFamilies = []string{
 	"headroom_modelserver_stale_since_timestamp_seconds", "headroom_modelserver_requests_waiting",
 	"headroom_modelserver_requests_running", "headroom_modelserver_kv_cache_usage_ratio",
 	"headroom_modelserver_lora_adapters", "headroom_modelserver_lora_max_adapters",
+	"headroom_modelserver_values_dropped_total",
 }
 
 func TestModelServerMetrics(t *testing.T) {
@@ -73,6 +75,10 @@ headroom_modelserver_scrape_success{engine="vllm",namespace="llm",node="node-a",
 headroom_modelserver_stale_since_timestamp_seconds{engine="sglang",namespace="llm",node="node-a",pod="sg-0"} 1.700000002e+09
 headroom_modelserver_stale_since_timestamp_seconds{engine="trtllm",namespace="",node="node-a",pod="trt-0"} 0
 headroom_modelserver_stale_since_timestamp_seconds{engine="vllm",namespace="llm",node="node-a",pod="vllm-0"} 1.700000001e+09
+# HELP headroom_modelserver_values_dropped_total Impossible values the agent left out of the model server's scrapes (negative counts, non-finite values, ratios outside 0-1, families with too many series, LoRA lists past their limit), by reason.
+# TYPE headroom_modelserver_values_dropped_total counter
+headroom_modelserver_values_dropped_total{engine="vllm",namespace="llm",node="node-a",pod="vllm-0",reason="negative"} 12
+headroom_modelserver_values_dropped_total{engine="vllm",namespace="llm",node="node-a",pod="vllm-0",reason="out_of_range"} 3
 `
 	e := New(func() *snapshot.Snapshot { return s })
 	if err := testutil.GatherAndCompare(e, strings.NewReader(want), msFamilies...); err != nil {

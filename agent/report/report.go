@@ -41,8 +41,9 @@ func Build(s *snapshot.Snapshot, newer ModelServers, m Meta) *telemetryv1.NodeRe
 	if a := s.Attribution; a != nil {
 		uids := podUIDs(a)
 		fillOwners(r.Gpus, s.GPUs, uids)
-		r.Pods = make([]*telemetryv1.Pod, 0, len(a.Pods))
-		for i := range a.Pods {
+		pods := a.Pods[:min(len(a.Pods), telemetryv1.MaxPods)]
+		r.Pods = make([]*telemetryv1.Pod, 0, len(pods))
+		for i := range pods {
 			p := &a.Pods[i]
 			ms := p.ModelServer
 			if newer != nil {
@@ -89,11 +90,11 @@ func gpu(g *snapshot.GPU) *telemetryv1.GPU {
 	if g.ThrottleReasons != nil {
 		out.ThrottleReasons = *g.ThrottleReasons
 	}
-	if len(g.Processes) > 0 {
+	if procs := capProcesses(g.Processes); len(procs) > 0 {
 		// One backing array instead of one allocation per process.
-		backing := make([]telemetryv1.Process, len(g.Processes))
-		out.Processes = make([]*telemetryv1.Process, len(g.Processes))
-		for i, p := range g.Processes {
+		backing := make([]telemetryv1.Process, len(procs))
+		out.Processes = make([]*telemetryv1.Process, len(procs))
+		for i, p := range procs {
 			bp := &backing[i]
 			bp.Pid, bp.UsedMemoryBytes, bp.Container = p.PID, p.UsedMemory, p.Container
 			out.Processes[i] = bp
@@ -111,7 +112,8 @@ func health(g *snapshot.GPU) *telemetryv1.GPUHealth {
 		h.RowRemapPending, h.RowRemapFailed = rr.Pending, rr.Failed
 	}
 	if len(g.XidErrors) > 0 {
-		for _, code := range slices.Sorted(maps.Keys(g.XidErrors)) {
+		codes := slices.Sorted(maps.Keys(g.XidErrors))
+		for _, code := range codes[:min(len(codes), telemetryv1.MaxXidCodesPerGPU)] {
 			h.XidErrors = append(h.XidErrors, &telemetryv1.XidCount{Code: code, Count: g.XidErrors[code]})
 		}
 	}
@@ -129,7 +131,7 @@ func podUIDs(a *snapshot.Attribution) map[[2]string]string {
 
 func fillOwners(out []*telemetryv1.GPU, gpus []snapshot.GPU, uids map[[2]string]string) {
 	for i := range gpus {
-		for j, p := range gpus[i].Processes {
+		for j, p := range capProcesses(gpus[i].Processes) {
 			if p.Pod != "" {
 				out[i].Processes[j].PodUid = uids[[2]string{p.Namespace, p.Pod}]
 			}
@@ -140,7 +142,7 @@ func fillOwners(out []*telemetryv1.GPU, gpus []snapshot.GPU, uids map[[2]string]
 func pod(p *snapshot.Pod, ms *snapshot.ModelServer) *telemetryv1.Pod {
 	out := &telemetryv1.Pod{
 		Namespace: p.Namespace, Name: p.Name, Uid: p.UID, Ip: p.IP,
-		Port: uint32(p.Port), GpuUuids: p.GPUs,
+		Port: uint32(p.Port), GpuUuids: p.GPUs[:min(len(p.GPUs), telemetryv1.MaxGPUsPerPod)],
 	}
 	if ms != nil {
 		out.ModelServer = modelServer(ms)
@@ -153,18 +155,19 @@ func modelServer(ms *snapshot.ModelServer) *telemetryv1.ModelServer {
 		Engine:             ms.Engine,
 		SampleTimeUnixNano: unixNano(ms.SampleTime),
 		Stale:              ms.Stale(),
-		WaitingRequests:    ms.Stats.Waiting,
-		RunningRequests:    ms.Stats.Running,
+		WaitingRequests:    soundCount(ms.Stats.Waiting),
+		RunningRequests:    soundCount(ms.Stats.Running),
 	}
 	if ms.Stats.HasKVCacheUsage {
-		kv := ms.Stats.KVCacheUsage
-		out.KvCacheUsage = &kv
+		if kv, ok := soundRatio(ms.Stats.KVCacheUsage); ok {
+			out.KvCacheUsage = &kv
+		}
 	}
-	if l := ms.Stats.Latency; l != nil {
+	if l := ms.Stats.Latency; l != nil && soundLatency(l) {
 		out.Latency = &telemetryv1.LatencyTotals{TtftSecondsSum: l.TTFTSum, TtftCount: l.TTFTCount, TpotSecondsSum: l.TPOTSum, TpotCount: l.TPOTCount}
 	}
 	if l := ms.Stats.LoRA; l != nil {
-		out.Lora = &telemetryv1.LoRA{Running: l.Running, Waiting: l.Waiting, MaxAdapters: uint32(max(l.MaxAdapters, 0))}
+		out.Lora = &telemetryv1.LoRA{Running: adapterNames(l.Running), Waiting: adapterNames(l.Waiting), MaxAdapters: uint32(max(l.MaxAdapters, 0))}
 	}
 	return out
 }
@@ -189,7 +192,7 @@ func mesh(s *snapshot.Snapshot) *telemetryv1.MeshOverhead {
 	byUID := map[string]*telemetryv1.PodMesh{}
 	if a := s.Attribution; a != nil {
 		m.MeshVramBytes = a.MeshVRAM
-		for i := range a.Pods {
+		for i := range a.Pods[:min(len(a.Pods), telemetryv1.MaxPods)] {
 			p := &a.Pods[i]
 			pm := &telemetryv1.PodMesh{PodUid: p.UID}
 			if sc, ok := snapshot.SidecarUse(p); ok {

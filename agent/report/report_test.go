@@ -59,8 +59,8 @@ func TestBuild(t *testing.T) {
 		return nil
 	}
 	r := Build(s, overlay, Meta{Instance: "i", Sequence: 9, Interval: time.Second})
-	if err := ingest.Validate(r); err != nil {
-		t.Fatalf("the picker refuses the agent's report: %v", err)
+	if dropped, err := ingest.Validate(r); err != nil || len(dropped) > 0 {
+		t.Fatalf("the picker refuses the agent's report (%v) or drops parts of it (%+v)", err, dropped)
 	}
 	if r.GetSampleTimeUnixNano() != uint64(newer.SampleTime.UnixNano()) {
 		t.Fatalf("sample time %d: want the newest model-server reading's", r.GetSampleTimeUnixNano())

@@ -18,6 +18,11 @@ type ModelServer struct {
 	Err string
 	// Stats are the values of the last successful scrape.
 	Stats ModelServerStats
+	// Dropped counts, by reason, the impossible values the source left
+	// out of this server's scrapes since it became a target (a negative
+	// queue, a ratio above 1, a family with too many series…). Shared
+	// between readings and never modified; nil when none.
+	Dropped map[string]uint64
 }
 
 // Stale reports whether the last scrape failed.

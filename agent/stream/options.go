@@ -35,7 +35,7 @@ type Options struct {
 	// TokenFile is a projected ServiceAccount token sent as a bearer token.
 	TokenFile string
 	// Insecure sends reports in plaintext without credentials; only
-	// loopback addresses are allowed.
+	// loopback IP literals are allowed (not names such as localhost).
 	Insecure bool
 	// MaxBackoff caps the delay between connection attempts.
 	MaxBackoff time.Duration
@@ -55,7 +55,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CertFile, "picker.cert-file", o.CertFile, "client certificate for mTLS; its common name must be this node's name")
 	fs.StringVar(&o.KeyFile, "picker.key-file", o.KeyFile, "private key of --picker.cert-file")
 	fs.StringVar(&o.TokenFile, "picker.token-file", o.TokenFile, "projected ServiceAccount token (audience headroom-picker) sent with each stream")
-	fs.BoolVar(&o.Insecure, "picker.insecure", o.Insecure, "plaintext and no credentials, for local runs: loopback addresses only")
+	fs.BoolVar(&o.Insecure, "picker.insecure", o.Insecure, "plaintext and no credentials, for local runs: loopback IP literals only (127.0.0.1, [::1]; not localhost)")
 	fs.DurationVar(&o.MaxBackoff, "picker.max-backoff", o.MaxBackoff, "longest wait between reconnection attempts")
 }
 
@@ -103,7 +103,7 @@ func (o *Options) Validate() error {
 		}
 		for _, t := range targets {
 			if !loopback.Host(t.Host) {
-				errs = append(errs, fmt.Errorf("--picker.insecure allows only loopback pickers, not %q", t.Host))
+				errs = append(errs, fmt.Errorf("--picker.insecure allows only loopback IP literals (127.0.0.1, ::1), not %q", t.Host))
 			}
 		}
 	} else if o.CertFile == "" && o.TokenFile == "" {

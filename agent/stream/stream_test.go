@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -113,7 +114,7 @@ func TestManyAgentsConnectAtOnce(t *testing.T) {
 		s.Publish(nodeReport(fmt.Sprintf("node-%03d", i), 1))
 	}
 	for _, pk := range []*picker{a, b} {
-		eventually(t, "every node on "+pk.addr, func() bool { return len(pk.srv.Store().Nodes()) == agents })
+		eventuallyWithin(t, 2*time.Minute, "every node on "+pk.addr, func() bool { return len(pk.srv.Store().Nodes()) == agents })
 		for _, v := range pk.srv.Store().Nodes() {
 			if !v.Connected || v.Report.GetSequence() != 1 {
 				t.Fatalf("%s: %+v", pk.addr, v)

@@ -13,6 +13,7 @@ package cri
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -20,7 +21,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/headroom-dev/headroom/internal/refresh"
@@ -170,6 +173,9 @@ func (c *Client) fetch(ctx context.Context) error {
 	for _, sb := range sandboxes.GetItems() {
 		md := sb.GetMetadata()
 		ip, err := c.sandboxIP(ctx, sb.GetId())
+		if errors.Is(err, errSandboxGone) {
+			continue // deleted since it was listed: not a pod any more
+		}
 		if err != nil {
 			return err
 		}
@@ -211,13 +217,20 @@ func NewView(at time.Time, pods []Pod) *View {
 	return v
 }
 
+// errSandboxGone: the runtime no longer knows a sandbox it just listed.
+var errSandboxGone = errors.New("sandbox gone")
+
 // sandboxIP returns a sandbox's primary IP, asking the runtime only for
-// sandboxes not seen before.
+// sandboxes not seen before. A sandbox removed since it was listed gives
+// errSandboxGone, which costs only that pod, not the refresh.
 func (c *Client) sandboxIP(ctx context.Context, id string) (string, error) {
 	if ip, ok := c.ips[id]; ok {
 		return ip, nil
 	}
 	st, err := c.api.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	if status.Code(err) == codes.NotFound {
+		return "", fmt.Errorf("PodSandboxStatus %.12s: %w", id, errSandboxGone)
+	}
 	if err != nil {
 		return "", fmt.Errorf("PodSandboxStatus %.12s: %w", id, err)
 	}

@@ -113,6 +113,30 @@ func TestSandboxStatusOncePerSandbox(t *testing.T) {
 	}
 }
 
+// A pod deleted between ListPodSandbox and its PodSandboxStatus is left
+// out of the view; the other pods are still listed.
+func TestSandboxVanishesBetweenCalls(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	r.AddPod("a", "ns", "a", "10.0.0.1", map[string]string{"main": "c-a"})
+	r.AddPod("b", "ns", "b", "10.0.0.2", map[string]string{"main": "c-b"})
+	r.VanishAfterList("a")
+	c := testClient(t, r)
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatalf("refresh failed for a pod that went away: %v", err)
+	}
+	v := c.View()
+	if _, ok := v.Pod("a"); ok {
+		t.Error("the vanished pod is in the view")
+	}
+	if p, ok := v.Pod("b"); !ok || p.IP != "10.0.0.2" || len(p.Containers) != 1 {
+		t.Errorf("pod b = %+v, %v; want it with its IP and container", p, ok)
+	}
+	if _, ok := c.ips["sandbox-a"]; ok {
+		t.Error("an IP is cached for the vanished sandbox")
+	}
+}
+
 func TestRuntimeRestart(t *testing.T) {
 	t.Parallel()
 	r := newRuntime(t)

@@ -67,7 +67,7 @@ func BenchmarkParseUnfiltered(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := extract(VLLM, fams); err != nil {
+		if _, err := extract(VLLM, fams, &dropCounts{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/encoding/protodelim"
 
 	"github.com/headroom-dev/headroom/agent/snapshot"
 )
@@ -104,6 +105,10 @@ var ErrNoMetrics = errors.New("no known metrics in response")
 type parser struct {
 	text     expfmt.TextParser
 	filtered []byte
+	// series counts the sample lines of each wanted family (text).
+	series []int
+	// dropped counts the values the last parse left out.
+	dropped dropCounts
 }
 
 func newParser() *parser {
@@ -119,18 +124,26 @@ func (p *parser) parse(e Engine, body []byte, contentType string) (snapshot.Mode
 	if !ok {
 		return snapshot.ModelServerStats{}, fmt.Errorf("unknown engine %q", e)
 	}
+	p.dropped = dropCounts{}
 	var fams map[string]*dto.MetricFamily
 	var err error
 	if isProto(contentType) {
-		fams, err = decodeProto(body, want)
+		fams, err = decodeProto(body, want, &p.dropped)
 	} else {
-		p.filtered = filterLines(p.filtered[:0], body, want)
+		p.series = append(p.series[:0], make([]int, len(want))...)
+		p.filtered = filterLines(p.filtered[:0], body, want, p.series)
 		fams, err = p.text.TextToMetricFamilies(bytes.NewReader(p.filtered))
+		for i, n := range p.series {
+			if n > MaxSeriesPerFamily && fams[want[i]] != nil {
+				delete(fams, want[i])
+				p.dropped.add(dropTooManySeries)
+			}
+		}
 	}
 	if err != nil {
 		return snapshot.ModelServerStats{}, fmt.Errorf("parse %s metrics: %w", e, err)
 	}
-	return extract(e, fams)
+	return extract(e, fams, &p.dropped)
 }
 
 // isProto reports a delimited protobuf response (checked by prefix first:
@@ -140,13 +153,18 @@ func isProto(contentType string) bool {
 		expfmt.Format(contentType).FormatType() == expfmt.TypeProtoDelim
 }
 
-// decodeProto reads delimited protobuf families, keeping the wanted ones.
-func decodeProto(body []byte, want []string) (map[string]*dto.MetricFamily, error) {
-	dec := expfmt.NewDecoder(bytes.NewReader(body), expfmt.FmtProtoDelim)
+// decodeProto reads delimited protobuf families, keeping the wanted ones
+// with at most MaxSeriesPerFamily series. A message may not claim to be
+// longer than the body: a six-byte response declaring a 26 GB message
+// would otherwise make the decoder allocate that much (expfmt's decoder
+// sets no limit), and a model server could kill the node's agent.
+func decodeProto(body []byte, want []string, d *dropCounts) (map[string]*dto.MetricFamily, error) {
+	r := bytes.NewReader(body)
+	opts := protodelim.UnmarshalOptions{MaxSize: int64(len(body))}
 	out := map[string]*dto.MetricFamily{}
 	for {
 		mf := &dto.MetricFamily{}
-		err := dec.Decode(mf)
+		err := opts.UnmarshalFrom(r, mf)
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
@@ -155,18 +173,45 @@ func decodeProto(body []byte, want []string) (map[string]*dto.MetricFamily, erro
 		}
 		// A histogram arrives whole in protobuf: it is wanted when its
 		// _sum is (the text path keeps only _sum and _count lines).
-		if slices.Contains(want, mf.GetName()) || slices.Contains(want, mf.GetName()+"_sum") {
-			out[mf.GetName()] = mf
+		if !slices.Contains(want, mf.GetName()) && !slices.Contains(want, mf.GetName()+"_sum") {
+			continue
+		}
+		if len(mf.GetMetric()) > MaxSeriesPerFamily {
+			d.add(dropTooManySeries)
+			continue
+		}
+		if err := validLabels(mf); err != nil {
+			return nil, err
+		}
+		out[mf.GetName()] = mf
+	}
+}
+
+// validLabels refuses label names and values the text format could not
+// carry, as the Prometheus decoders do.
+func validLabels(mf *dto.MetricFamily) error {
+	for _, m := range mf.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if !model.LabelValue(l.GetValue()).IsValid() {
+				return fmt.Errorf("invalid label value %q", l.GetValue())
+			}
+			if !model.UTF8Validation.IsValidLabelName(l.GetName()) {
+				return fmt.Errorf("invalid label name %q", l.GetName())
+			}
 		}
 	}
+	return nil
 }
 
 // filterLines appends to dst the lines of body that belong to the wanted
 // families: their samples and their HELP and TYPE comments. A model
 // server's exposition is mostly histograms the source never reads, so
 // the parser only sees the few lines that matter. Names are compared
-// without allocating.
-func filterLines(dst, body []byte, want []string) []byte {
+// without allocating. When series is not nil (one counter per wanted
+// name), it counts each family's sample lines and stops copying a
+// family's samples past MaxSeriesPerFamily + 1: the caller leaves such a
+// family out, and its lines cost the parser nothing more.
+func filterLines(dst, body []byte, want []string, series []int) []byte {
 	for len(body) > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -174,14 +219,26 @@ func filterLines(dst, body []byte, want []string) []byte {
 		} else {
 			body = nil
 		}
-		if wanted(lineName(line), want) {
-			dst = append(dst, line...)
-			if line[len(line)-1] != '\n' {
-				dst = append(dst, '\n')
+		i := wanted(lineName(line), want)
+		if i < 0 {
+			continue
+		}
+		if series != nil && !isComment(line) {
+			if series[i]++; series[i] > MaxSeriesPerFamily+1 {
+				continue
 			}
+		}
+		dst = append(dst, line...)
+		if line[len(line)-1] != '\n' {
+			dst = append(dst, '\n')
 		}
 	}
 	return dst
+}
+
+func isComment(line []byte) bool {
+	line = bytes.TrimLeft(line, " \t")
+	return len(line) > 0 && line[0] == '#'
 }
 
 // lineName returns the metric name a line is about: the sample's name, or
@@ -202,43 +259,41 @@ func lineName(line []byte) []byte {
 	return line[:end]
 }
 
-func wanted(name []byte, want []string) bool {
+// wanted returns the index of name in want, or -1.
+func wanted(name []byte, want []string) int {
 	if len(name) == 0 {
-		return false
+		return -1
 	}
-	for _, w := range want {
+	for i, w := range want {
 		if string(name) == w {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // extract turns an engine's families into stats. Counts are summed over
 // the series (several models or data-parallel engines on one server); KV
-// usage is the fullest series.
-func extract(e Engine, fams map[string]*dto.MetricFamily) (snapshot.ModelServerStats, error) {
+// usage is the fullest series. Impossible values are left out and counted
+// in d.
+func extract(e Engine, fams map[string]*dto.MetricFamily, d *dropCounts) (snapshot.ModelServerStats, error) {
 	var st snapshot.ModelServerStats
 	var found bool
 	switch e {
 	case VLLM:
-		st.Waiting, found = sum(fams[vllmWaiting], nil)
-		var ok bool
-		st.Running, ok = sum(fams[vllmRunning], nil)
-		found = found || ok
-		st.KVCacheUsage, st.HasKVCacheUsage = maxOf(fams[vllmKV], nil)
+		found = fill(&st, fams[vllmWaiting], fams[vllmRunning], fams[vllmKV], d)
 		if !st.HasKVCacheUsage {
-			st.KVCacheUsage, st.HasKVCacheUsage = maxOf(fams[vllmKVOld], nil)
+			st.KVCacheUsage, st.HasKVCacheUsage = fullest(fams[vllmKVOld], nil, d)
 		}
-		st.LoRA = loraState(fams[vllmLoRA])
-		st.Latency = latency(fams, vllmTTFT, vllmITL, vllmTPOTOld)
+		st.LoRA = loraState(fams[vllmLoRA], d)
+		st.Latency = latency(fams, d, vllmTTFT, vllmITL, vllmTPOTOld)
 	case SGLang:
-		found = fill(&st, fams[sglangWaiting], fams[sglangRunning], fams[sglangKV])
-		st.Latency = latency(fams, sglangTTFT, sglangITL, "")
+		found = fill(&st, fams[sglangWaiting], fams[sglangRunning], fams[sglangKV], d)
+		st.Latency = latency(fams, d, sglangTTFT, sglangITL, "")
 	case TRTLLM:
-		found = fill(&st, fams[trtWaiting], fams[trtRunning], fams[trtKV])
+		found = fill(&st, fams[trtWaiting], fams[trtRunning], fams[trtKV], d)
 	case Triton:
-		found = fillTriton(&st, fams)
+		found = fillTriton(&st, fams, d)
 	}
 	if !found {
 		return st, fmt.Errorf("%s: %w", e, ErrNoMetrics)
@@ -247,26 +302,26 @@ func extract(e Engine, fams map[string]*dto.MetricFamily) (snapshot.ModelServerS
 }
 
 // fill reads the common waiting/running/KV shape.
-func fill(st *snapshot.ModelServerStats, waiting, running, kv *dto.MetricFamily) bool {
+func fill(st *snapshot.ModelServerStats, waiting, running, kv *dto.MetricFamily, d *dropCounts) bool {
 	var w, r bool
-	st.Waiting, w = sum(waiting, nil)
-	st.Running, r = sum(running, nil)
-	st.KVCacheUsage, st.HasKVCacheUsage = maxOf(kv, nil)
+	st.Waiting, w = sum(waiting, nil, d)
+	st.Running, r = sum(running, nil, d)
+	st.KVCacheUsage, st.HasKVCacheUsage = fullest(kv, nil, d)
 	return w || r
 }
 
 // fillTriton reads the TensorRT-LLM backend's labelled gauges. Running
 // requests are request_type="scheduled" (as the Inference Extension's
 // model-server protocol maps them), or "active" from backends without it.
-func fillTriton(st *snapshot.ModelServerStats, fams map[string]*dto.MetricFamily) bool {
+func fillTriton(st *snapshot.ModelServerStats, fams map[string]*dto.MetricFamily, d *dropCounts) bool {
 	reqs := fams[tritonReqs]
 	var w, r bool
-	st.Waiting, w = sum(reqs, labelIs("request_type", "waiting"))
-	st.Running, r = sum(reqs, labelIs("request_type", "scheduled"))
+	st.Waiting, w = sum(reqs, labelIs("request_type", "waiting"), d)
+	st.Running, r = sum(reqs, labelIs("request_type", "scheduled"), d)
 	if !r {
-		st.Running, r = sum(reqs, labelIs("request_type", "active"))
+		st.Running, r = sum(reqs, labelIs("request_type", "active"), d)
 	}
-	st.KVCacheUsage, st.HasKVCacheUsage = maxOf(fams[tritonKV], labelIs("kv_cache_block_type", "fraction"))
+	st.KVCacheUsage, st.HasKVCacheUsage = fullest(fams[tritonKV], labelIs("kv_cache_block_type", "fraction"), d)
 	return w || r
 }
 
@@ -296,38 +351,10 @@ func value(m *dto.Metric) float64 {
 	return math.NaN()
 }
 
-// sum adds the finite samples of f that match keep (nil: all); ok is
-// false when there are none.
-func sum(f *dto.MetricFamily, keep func(*dto.Metric) bool) (total float64, ok bool) {
-	for _, m := range f.GetMetric() {
-		if keep != nil && !keep(m) {
-			continue
-		}
-		if v := value(m); !math.IsNaN(v) && !math.IsInf(v, 0) {
-			total += v
-			ok = true
-		}
-	}
-	return total, ok
-}
-
-// maxOf is the largest finite sample of f that matches keep.
-func maxOf(f *dto.MetricFamily, keep func(*dto.Metric) bool) (largest float64, ok bool) {
-	for _, m := range f.GetMetric() {
-		if keep != nil && !keep(m) {
-			continue
-		}
-		if v := value(m); !math.IsNaN(v) && !math.IsInf(v, 0) && (!ok || v > largest) {
-			largest, ok = v, true
-		}
-	}
-	return largest, ok
-}
-
 // loraState reads vLLM's adapter info. vLLM keeps one series per label
 // combination it has ever had and sets the current one to the time, so
 // the newest value is the present state. nil when LoRA is off.
-func loraState(f *dto.MetricFamily) *snapshot.LoRAState {
+func loraState(f *dto.MetricFamily, d *dropCounts) *snapshot.LoRAState {
 	var newest *dto.Metric
 	for _, m := range f.GetMetric() {
 		if v := value(m); !math.IsNaN(v) && (newest == nil || v > value(newest)) {
@@ -338,8 +365,8 @@ func loraState(f *dto.MetricFamily) *snapshot.LoRAState {
 		return nil
 	}
 	st := &snapshot.LoRAState{
-		Running: splitNames(label(newest, "running_lora_adapters")),
-		Waiting: splitNames(label(newest, "waiting_lora_adapters")),
+		Running: capNames(splitNames(label(newest, "running_lora_adapters")), d),
+		Waiting: capNames(splitNames(label(newest, "waiting_lora_adapters")), d),
 	}
 	st.MaxAdapters, _ = strconv.Atoi(strings.TrimSpace(label(newest, "max_lora")))
 	if st.MaxAdapters == 0 && len(st.Running) == 0 && len(st.Waiting) == 0 {
@@ -361,18 +388,22 @@ func splitNames(s string) []string {
 
 // latency reads the _sum and _count of a time-to-first-token histogram and
 // of a per-output-token one (the first of tpot names that is there),
-// summed over series; nil when neither is exported.
-func latency(fams map[string]*dto.MetricFamily, ttft string, tpot ...string) *snapshot.LatencyTotals {
+// summed over series; nil when neither is exported soundly.
+func latency(fams map[string]*dto.MetricFamily, d *dropCounts, ttft string, tpot ...string) *snapshot.LatencyTotals {
 	var l snapshot.LatencyTotals
 	var okT, okP bool
-	l.TTFTSum, l.TTFTCount, okT = histTotals(fams, ttft)
+	l.TTFTSum, l.TTFTCount, okT = histTotals(fams, ttft, d)
+	if !okT {
+		l.TTFTSum, l.TTFTCount = 0, 0
+	}
 	for _, name := range tpot {
 		if name == "" {
 			continue
 		}
-		if l.TPOTSum, l.TPOTCount, okP = histTotals(fams, name); okP {
+		if l.TPOTSum, l.TPOTCount, okP = histTotals(fams, name, d); okP {
 			break
 		}
+		l.TPOTSum, l.TPOTCount = 0, 0
 	}
 	if !okT && !okP {
 		return nil
@@ -382,20 +413,31 @@ func latency(fams map[string]*dto.MetricFamily, ttft string, tpot ...string) *sn
 
 // histTotals sums a histogram's sum and count over its series: from the
 // family itself (protobuf), or from its _sum and _count samples (text).
-func histTotals(fams map[string]*dto.MetricFamily, name string) (total, count float64, ok bool) {
+// ok is false when the histogram is missing or any of its totals is
+// negative or not finite: the totals then mean nothing.
+func histTotals(fams map[string]*dto.MetricFamily, name string, d *dropCounts) (total, count float64, ok bool) {
 	if f := fams[name]; f != nil {
+		sound := true
 		for _, m := range f.GetMetric() {
 			if h := m.GetHistogram(); h != nil {
+				sound = d.count(h.GetSampleSum()) && sound
 				total += h.GetSampleSum()
 				count += float64(h.GetSampleCount())
 				ok = true
 			}
 		}
 		if ok {
-			return total, count, true
+			if sound && math.IsInf(total, 0) {
+				d.add(dropNotFinite)
+				sound = false
+			}
+			return total, count, sound
 		}
 	}
-	total, ok = sum(fams[name+"_sum"], nil)
-	count, _ = sum(fams[name+"_count"], nil)
-	return total, count, ok
+	total, okS := sumAll(fams[name+"_sum"], d)
+	count, okC := sumAll(fams[name+"_count"], d)
+	if fams[name+"_count"] == nil {
+		okC = true // a _sum without its _count: kept as before, count 0
+	}
+	return total, count, okS && okC
 }

@@ -167,7 +167,7 @@ func TestFilterLines(t *testing.T) {
 	t.Parallel()
 	body := "# HELP a_total x\n# TYPE a_total counter\na_total 1\n" +
 		"  # TYPE keep gauge\n#HELP keep with no space\nkeep{l=\"v\"} 2\nkeep 3\nkeeper 4\n# a comment about keep\n\tkeep\t5\nkeep 6"
-	got := string(filterLines(nil, []byte(body), []string{"keep"}))
+	got := string(filterLines(nil, []byte(body), []string{"keep"}, nil))
 	want := "  # TYPE keep gauge\n#HELP keep with no space\nkeep{l=\"v\"} 2\nkeep 3\n\tkeep\t5\nkeep 6\n"
 	if got != want {
 		t.Errorf("filtered:\n%s\nwant:\n%s", got, want)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -45,6 +46,12 @@ type target struct {
 	reading atomic.Pointer[snapshot.ModelServer]
 	parser  *parser
 	buf     bytes.Buffer
+	// dropped counts the values left out since the target was added, by
+	// reason (dropReason.String()); replaced, never modified, when it
+	// grows, as readings share it.
+	dropped map[string]uint64
+	// warned marks the reasons already logged for this target.
+	warned [numDropReasons]bool
 }
 
 // scraper scrapes a set of targets in rounds on its own clock.
@@ -70,7 +77,14 @@ func newScraper(timeout time.Duration, logger *slog.Logger) *scraper {
 		// Node-local traffic: compressing costs both ends CPU for nothing.
 		DisableCompression: true,
 	}
-	s := &scraper{client: &http.Client{Transport: tr}, timeout: timeout, logger: logger, updated: make(chan struct{}, 1)}
+	client := &http.Client{
+		Transport: tr,
+		// A pod may answer with a redirect to any URL the node can reach
+		// (the API server, a cloud metadata endpoint, another tenant's
+		// pod): the agent reads only the address it derived itself.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	s := &scraper{client: client, timeout: timeout, logger: logger, updated: make(chan struct{}, 1)}
 	empty := Table{}
 	s.latest.Store(&empty)
 	return s
@@ -166,20 +180,22 @@ func (s *scraper) round(ctx context.Context) {
 // scrapeOne fetches and parses one target and stores its new reading. A
 // failure keeps the last good stats and sample time and marks it stale.
 func (s *scraper) scrapeOne(ctx context.Context, t *target) {
+	t.parser.dropped = dropCounts{}
 	stats, err := s.fetch(ctx, t)
 	now := time.Now()
+	s.countDrops(t)
 	prev := t.reading.Load()
 	if err == nil {
-		t.reading.Store(&snapshot.ModelServer{Engine: string(t.engine), URL: t.url, SampleTime: now, Stats: stats})
+		t.reading.Store(&snapshot.ModelServer{Engine: string(t.engine), URL: t.url, SampleTime: now, Stats: stats, Dropped: t.dropped})
 		if prev != nil && prev.Stale() {
 			s.logger.Info("model server answers again", "target", t.key, "url", t.url)
 		}
 		return
 	}
-	if prev != nil && prev.Stale() && prev.Err == err.Error() {
+	if prev != nil && prev.Stale() && prev.Err == err.Error() && maps.Equal(prev.Dropped, t.dropped) {
 		return // still failing the same way: nothing new to publish
 	}
-	next := &snapshot.ModelServer{Engine: string(t.engine), URL: t.url, StaleSince: now, Err: err.Error()}
+	next := &snapshot.ModelServer{Engine: string(t.engine), URL: t.url, StaleSince: now, Err: err.Error(), Dropped: t.dropped}
 	if prev != nil {
 		next.SampleTime, next.Stats = prev.SampleTime, prev.Stats
 		if prev.Stale() {
@@ -190,6 +206,30 @@ func (s *scraper) scrapeOne(ctx context.Context, t *target) {
 		s.logger.Warn("model server scrape failed; keeping its last reading", "target", t.key, "url", t.url, "err", err)
 	}
 	t.reading.Store(next)
+}
+
+// countDrops adds the values the last parse left out to the target's
+// counts, logging each reason the first time it shows.
+func (s *scraper) countDrops(t *target) {
+	d := &t.parser.dropped
+	if !d.any() {
+		return
+	}
+	next := make(map[string]uint64, len(t.dropped)+1)
+	maps.Copy(next, t.dropped)
+	for r, n := range d {
+		if n == 0 {
+			continue
+		}
+		reason := dropReason(r)
+		next[reason.String()] += uint64(n)
+		if !t.warned[r] {
+			t.warned[r] = true
+			s.logger.Warn("model server serves impossible values; leaving them out (counted in headroom_modelserver_values_dropped_total)",
+				"target", t.key, "url", t.url, "reason", reason.String(), "values", n)
+		}
+	}
+	t.dropped = next
 }
 
 // fetch GETs a target's metrics into its buffer and parses them.
@@ -206,6 +246,11 @@ func (s *scraper) fetch(ctx context.Context, t *target) (snapshot.ModelServerSta
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		if loc := resp.Header.Get("Location"); loc != "" {
+			// The target is not logged with the Location: it is the
+			// pod's to choose, and may hold anything.
+			return none, fmt.Errorf("get: status %s: redirects are not followed", resp.Status)
+		}
 		return none, fmt.Errorf("get: status %s", resp.Status)
 	}
 	if resp.ContentLength > MaxBodyBytes {

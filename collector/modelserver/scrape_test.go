@@ -298,3 +298,46 @@ func TestFetchErrors(t *testing.T) {
 		t.Errorf("bad URL: %v", err)
 	}
 }
+
+// A pod whose server answers with a redirect cannot point the node agent
+// at another URL (the API server, a cloud metadata endpoint, another
+// tenant's pod): the redirect is not followed, the target goes stale.
+func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	elsewhere := newFakeServer(t, fixture(t, "vllm.prom"))
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			t.Parallel()
+			pod := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/metrics", code))
+			t.Cleanup(pod.Close)
+			s := testScraper(t, 2*time.Second)
+			s.setTargets([]targetSpec{{key: "pod", url: pod.URL + "/metrics", engine: VLLM}})
+			s.round(context.Background())
+			r := (*s.latest.Load())["pod"]
+			if r == nil || !r.Stale() || !strings.Contains(r.Err, "redirects are not followed") {
+				t.Fatalf("reading %+v, want stale with the redirect named", r)
+			}
+		})
+	}
+	if n := elsewhere.requests.Load(); n != 0 {
+		t.Fatalf("the redirect's target got %d requests", n)
+	}
+}
+
+// A server serving an impossible value keeps a fresh reading without it,
+// and the drop is counted in the reading, cumulatively.
+func TestScrapeCountsDroppedValues(t *testing.T) {
+	t.Parallel()
+	srv := newFakeServer(t, []byte("vllm:num_requests_waiting -1\nvllm:num_requests_running 2\nvllm:kv_cache_usage_perc 3\n"))
+	s := testScraper(t, 2*time.Second)
+	s.setTargets([]targetSpec{{key: "pod", url: srv.URL + "/metrics", engine: VLLM}})
+	s.round(context.Background())
+	s.round(context.Background())
+	r := (*s.latest.Load())["pod"]
+	if r == nil || r.Stale() || r.Stats.Running != 2 || r.Stats.Waiting != 0 || r.Stats.HasKVCacheUsage {
+		t.Fatalf("reading %+v", r)
+	}
+	if want := map[string]uint64{"negative": 2, "out_of_range": 2}; !reflect.DeepEqual(r.Dropped, want) {
+		t.Fatalf("dropped %v, want %v", r.Dropped, want)
+	}
+}

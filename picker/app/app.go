@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/headroom-dev/headroom/internal/certreload"
 	"github.com/headroom-dev/headroom/internal/version"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
@@ -56,7 +57,7 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 		// its node stops counting as connected within a minute.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if opts.Auth != AuthInsecure {
-		cfg, err := serverTLS(opts)
+		cfg, err := serverTLS(opts, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -73,6 +74,7 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	if p.route, err = newRouting(opts, p.Store(), reg, logger); err != nil {
 		return nil, err
 	}
+	reg.MustRegister(newViewMetrics(p.route.refresher.Current))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -114,7 +116,12 @@ func (p *Picker) Run(parent context.Context) error {
 	errc := make(chan error, 6)
 	go func() { errc <- p.grpc.Serve(p.ingLn) }()
 	go func() { errc <- p.http.Serve(p.httpLn) }()
-	p.route.run(ctx, errc)
+	// The request path's own goroutines (pool watch, view refresh) live
+	// until the drain ends: requests are still routed meanwhile, and by
+	// the newest reports and pods, not by the view at SIGTERM.
+	routeCtx, routeCancel := context.WithCancel(context.WithoutCancel(parent))
+	defer routeCancel()
+	p.route.run(routeCtx, errc)
 	p.logger.Info("picker started", append([]any{"name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth},
 		version.Get().LogAttrs()...)...)
 	go p.prune(ctx)
@@ -123,8 +130,11 @@ func (p *Picker) Run(parent context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	cancel() // the routing goroutines end; readiness turns NOT_SERVING
+	cancel()
+	// Readiness turns NOT_SERVING, then the drain; the view keeps
+	// refreshing until it ends.
 	p.route.stop(p.opts.DrainDelay, p.opts.ShutdownGrace)
+	routeCancel()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
 	defer scancel()
 	if serr := p.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
@@ -161,18 +171,15 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return clientcmd.BuildConfigFromFlags("", kubeconfig)
 }
 
-// serverTLS loads the serving certificate on every handshake (so a
-// rotated one is used) and, for mtls, requires verified client
-// certificates.
-func serverTLS(o Options) (*tls.Config, error) {
-	if _, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile); err != nil {
+// serverTLS serves the ingest's key pair, parsed once and again when its
+// files change (a rotated one is used; a handshake costs no file reads
+// or parsing), and, for mtls, requires verified client certificates.
+func serverTLS(o Options, logger *slog.Logger) (*tls.Config, error) {
+	pair, err := certreload.New(o.CertFile, o.KeyFile, logger.With("component", "ingest-tls"))
+	if err != nil {
 		return nil, fmt.Errorf("ingest TLS certificate: %w", err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			c, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-			return &c, err
-		}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: pair.GetCertificate}
 	if o.Auth == AuthMTLS {
 		pem, err := os.ReadFile(o.ClientCAFile)
 		if err != nil {

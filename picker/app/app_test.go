@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -86,11 +88,13 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"defaults need a certificate", func(*Options) {}, "needs --ingest.tls-cert-file"},
 		{"insecure off loopback", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, ":9004" }, "loopback"},
+		{"insecure on localhost by name", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "localhost:9004" }, "loopback IP literal"},
 		{"unknown auth", func(o *Options) { o.Auth = "none" }, "want token, mtls or insecure"},
 		{"token without an allowlist", func(o *Options) { o.CertFile, o.KeyFile = "c", "k" }, "needs --auth.token.service-accounts"},
 		{"mtls without CA", func(o *Options) { o.Auth, o.CertFile, o.KeyFile = AuthMTLS, "c", "k" }, "client-ca-file"},
 		{"bad TTL", func(o *Options) { o.Auth, o.IngestAddress, o.TTLIntervals = AuthInsecure, "127.0.0.1:1", 0 }, "ttl-intervals"},
 		{"insecure on loopback is fine", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "127.0.0.1:9004" }, ""},
+		{"insecure on IPv6 loopback is fine", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "[::1]:9004" }, ""},
 		{"no pool and no endpoints", func(o *Options) { o.Auth, o.IngestAddress, o.Pool.Endpoints = AuthInsecure, "127.0.0.1:9004", "" }, "--pool.name"},
 		{"bad view refresh", func(o *Options) { o.Auth, o.IngestAddress, o.ViewRefresh = AuthInsecure, "127.0.0.1:9004", 0 }, "view.refresh-interval"},
 	}
@@ -110,5 +114,42 @@ func TestOptionsValidate(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The ingest's key pair is parsed once, not read from disk on every
+// handshake (a flood of handshakes cost a file read and a parse each):
+// with its files gone, handshakes still get the pair loaded at start.
+func TestIngestKeyPairLoadedOnce(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "headroom")
+	o := DefaultOptions()
+	o.Name, o.IngestAddress, o.MetricsAddress, o.Auth = "picker-0", "127.0.0.1:0", "127.0.0.1:0", AuthMTLS
+	o.ExtProcAddress, o.HealthAddress, o.Pool.Endpoints = "127.0.0.1:0", "127.0.0.1:0", "10.0.0.1:8000"
+	o.DrainDelay, o.ShutdownGrace = 0, time.Second
+	o.CertFile, o.KeyFile = testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
+	o.ClientCAFile = ca.WriteCA(t, dir)
+	p, err := New(o, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for _, f := range []string{o.CertFile, o.KeyFile} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13,
+		Certificates: []tls.Certificate{ca.Client(t, "node-a")}}
+	for i := range 3 {
+		conn, err := tls.Dial("tcp", p.IngestAddr().String(), cfg)
+		if err != nil {
+			t.Fatalf("handshake %d with the key pair's files gone: %v", i, err)
+		}
+		_ = conn.Close()
+		time.Sleep(600 * time.Millisecond) // past the reloader's look at the files
 	}
 }

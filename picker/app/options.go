@@ -124,7 +124,7 @@ func (o *Options) Validate() error {
 		}
 	case AuthInsecure:
 		if !loopback.Address(o.IngestAddress) {
-			errs = append(errs, fmt.Errorf("--ingest.auth=insecure listens only on loopback; --ingest.listen-address is %q", o.IngestAddress))
+			errs = append(errs, fmt.Errorf("--ingest.auth=insecure listens only on a loopback IP literal (127.0.0.1:PORT, [::1]:PORT); --ingest.listen-address is %q", o.IngestAddress))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--ingest.auth %q: want token, mtls or insecure", o.Auth))

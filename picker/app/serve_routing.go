@@ -101,6 +101,7 @@ func (r *routing) setTargets(eps []pool.Endpoint) {
 	ts := make([]store.Target, len(eps))
 	for i, e := range eps {
 		ts[i] = store.NewTarget(e.Namespace, e.Name, e.IP, e.Port)
+		ts[i].Node, ts[i].UID = e.Node, e.UID // a report joins only its own node's pods
 	}
 	r.targets.Store(&ts)
 }

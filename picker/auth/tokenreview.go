@@ -48,26 +48,38 @@ type TokenReviewOptions struct {
 	// ServiceAccounts, when not empty, are the only senders allowed, each
 	// "namespace/name" or "system:serviceaccount:namespace:name".
 	ServiceAccounts []string
+	// Issuers, when not empty, are the only iss claims a token may carry
+	// to be reviewed (the API server's --service-account-issuer values).
+	Issuers []string
 	// CacheTTL bounds how long a positive result is reused (never past the
 	// token's exp claim). A token revoked meanwhile (its pod deleted)
 	// stays accepted for at most this long.
 	CacheTTL time.Duration
 	// NegativeTTL is how long a rejection is reused.
 	NegativeTTL time.Duration
-	// CacheSize bounds the number of cached results.
-	CacheSize int
+	// CacheSize bounds the accepted tokens cached; NegativeCacheSize the
+	// rejected ones, kept apart so rejections cannot evict acceptances.
+	CacheSize, NegativeCacheSize int
 	// Timeout bounds one TokenReview call.
 	Timeout time.Duration
+	// PeerReviewRate and PeerReviewBurst bound the TokenReviews one peer
+	// address may cause (reviews a second, and at once); past them its
+	// streams are refused UNAVAILABLE without a review.
+	PeerReviewRate  float64
+	PeerReviewBurst int
 }
 
 // DefaultTokenReviewOptions returns the defaults.
 func DefaultTokenReviewOptions() TokenReviewOptions {
 	return TokenReviewOptions{
-		Audiences:   []string{DefaultAudience},
-		CacheTTL:    time.Minute,
-		NegativeTTL: 10 * time.Second,
-		CacheSize:   4096,
-		Timeout:     5 * time.Second,
+		Audiences:         []string{DefaultAudience},
+		CacheTTL:          time.Minute,
+		NegativeTTL:       10 * time.Second,
+		CacheSize:         4096,
+		NegativeCacheSize: 1024,
+		Timeout:           5 * time.Second,
+		PeerReviewRate:    1,
+		PeerReviewBurst:   5,
 	}
 }
 
@@ -77,10 +89,15 @@ func (o *TokenReviewOptions) AddFlags(fs *flag.FlagSet) {
 		func(s string) error { o.Audiences = splitList(s); return nil })
 	fs.Func("auth.token.service-accounts", "comma-separated namespace/name of the ServiceAccounts allowed to send reports (empty: any)",
 		func(s string) error { o.ServiceAccounts = splitList(s); return nil })
+	fs.Func("auth.token.issuers", "comma-separated iss claims a token may carry (the API server's --service-account-issuer; empty: any)",
+		func(s string) error { o.Issuers = splitList(s); return nil })
 	fs.DurationVar(&o.CacheTTL, "auth.token.cache-ttl", o.CacheTTL, "how long an accepted token is trusted without a new TokenReview")
 	fs.DurationVar(&o.NegativeTTL, "auth.token.negative-cache-ttl", o.NegativeTTL, "how long a rejected token is remembered")
-	fs.IntVar(&o.CacheSize, "auth.token.cache-size", o.CacheSize, "most TokenReview results kept")
+	fs.IntVar(&o.CacheSize, "auth.token.cache-size", o.CacheSize, "most accepted tokens kept")
+	fs.IntVar(&o.NegativeCacheSize, "auth.token.negative-cache-size", o.NegativeCacheSize, "most rejected tokens kept (apart from the accepted ones)")
 	fs.DurationVar(&o.Timeout, "auth.token.timeout", o.Timeout, "deadline of one TokenReview")
+	fs.Float64Var(&o.PeerReviewRate, "auth.token.peer-review-rate", o.PeerReviewRate, "TokenReviews a second one peer address may cause; past it (and the burst) its streams are refused without a review")
+	fs.IntVar(&o.PeerReviewBurst, "auth.token.peer-review-burst", o.PeerReviewBurst, "TokenReviews one peer address may cause at once")
 }
 
 // Validate checks the options.
@@ -93,13 +110,18 @@ func (o TokenReviewOptions) Validate() error {
 			return fmt.Errorf("auth.token.service-accounts: %w", err)
 		}
 	}
+	if slices.Contains(o.Issuers, "") {
+		return errors.New("auth.token.issuers: an issuer must not be empty")
+	}
 	switch {
 	case o.CacheTTL < 0 || o.NegativeTTL < 0:
 		return errors.New("auth.token cache TTLs must not be negative")
-	case o.CacheSize < 1:
-		return errors.New("auth.token.cache-size must be at least 1")
+	case o.CacheSize < 1 || o.NegativeCacheSize < 1:
+		return errors.New("auth.token.cache-size and auth.token.negative-cache-size must be at least 1")
 	case o.Timeout <= 0:
 		return errors.New("auth.token.timeout must be positive")
+	case !(o.PeerReviewRate > 0) || o.PeerReviewBurst < 1:
+		return errors.New("auth.token.peer-review-rate must be positive and auth.token.peer-review-burst at least 1")
 	}
 	return nil
 }
@@ -111,7 +133,10 @@ func (o TokenReviewOptions) Validate() error {
 // it; a token not bound to a scheduled pod cannot speak for any node.
 //
 // Results are cached by the token's SHA-256, never by the token itself;
-// concurrent checks of one token share a single review.
+// concurrent checks of one token share a single review. A token is
+// reviewed only when its unverified claims could pass (prefilter), its
+// peer has review budget left and a review slot is free at once:
+// anything else costs the API server nothing.
 type TokenReview struct {
 	reviewer TokenReviewer
 	opts     TokenReviewOptions
@@ -119,6 +144,7 @@ type TokenReview struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	cache    *reviewCache
+	peers    *peerLimits
 	inflight chan struct{} // semaphore of TokenReview calls
 }
 
@@ -143,7 +169,8 @@ func NewTokenReview(reviewer TokenReviewer, opts TokenReviewOptions, logger *slo
 		allowed:  map[string]bool{},
 		logger:   logger.With("authenticator", "token"),
 		now:      time.Now,
-		cache:    newReviewCache(opts.CacheSize),
+		cache:    newReviewCache(opts.CacheSize, opts.NegativeCacheSize),
+		peers:    newPeerLimits(opts.PeerReviewRate, opts.PeerReviewBurst),
 		inflight: make(chan struct{}, maxReviewsInFlight),
 	}
 	for _, sa := range opts.ServiceAccounts {
@@ -160,19 +187,24 @@ func (t *TokenReview) Authenticate(ctx context.Context) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	exp, ok := tokenExpiry(token)
-	if !ok {
-		// Not a JWT with an exp claim: no ServiceAccount token looks like
-		// that, so it costs the API server nothing.
-		return Identity{}, fmt.Errorf("bearer token is not a JWT with an expiry: %w", ErrUnauthenticated)
-	}
-	if !exp.After(t.now()) {
-		return Identity{}, fmt.Errorf("token expired at %s: %w", exp.UTC().Format(time.RFC3339), ErrUnauthenticated)
+	exp, err := t.prefilter(token, t.now())
+	if err != nil {
+		return Identity{}, err
 	}
 	key := tokenKey(token)
-	id, err := t.cache.do(ctx, key, t.now, func() result {
+	peerAddr := peerHost(ctx)
+	admit := func() error {
+		// Only a review that would start spends the peer's budget: a
+		// cached result or a review in flight costs nothing.
+		if !t.peers.allow(peerAddr, t.now()) {
+			return fmt.Errorf("token review: peer %s is over its review budget (%g a second, burst %d): %w",
+				peerAddr, t.opts.PeerReviewRate, t.opts.PeerReviewBurst, ErrUnavailable)
+		}
+		return nil
+	}
+	id, err := t.cache.do(ctx, key, t.now, admit, func() result {
 		r := t.review(ctx, token)
-		t.store(key, r, token)
+		t.store(key, r, exp)
 		return r
 	})
 	if err == nil {
@@ -183,7 +215,7 @@ func (t *TokenReview) Authenticate(ctx context.Context) (Identity, error) {
 
 // store caches a finished review: rejections briefly, acceptances until
 // min(CacheTTL, exp), transient failures not at all.
-func (t *TokenReview) store(key tokenHash, r result, token string) {
+func (t *TokenReview) store(key tokenHash, r result, exp time.Time) {
 	now := t.now()
 	switch {
 	case errors.Is(r.err, ErrUnavailable):
@@ -192,7 +224,7 @@ func (t *TokenReview) store(key tokenHash, r result, token string) {
 		t.cache.put(key, r, now.Add(t.opts.NegativeTTL))
 	default:
 		until := now.Add(t.opts.CacheTTL)
-		if exp, ok := tokenExpiry(token); ok && exp.Before(until) {
+		if exp.Before(until) {
 			until = exp
 		}
 		t.cache.put(key, r, until)
@@ -201,18 +233,20 @@ func (t *TokenReview) store(key tokenHash, r result, token string) {
 
 // review asks the API server about token and turns its answer into a
 // result. It runs detached from the caller's cancellation (other callers
-// may be waiting on it) but bounded by Timeout.
+// may be waiting on it) but bounded by Timeout. It refuses at once, with
+// ErrUnavailable, when every review slot is taken: a stream of made-up
+// tokens (each peer within its budget, which Authenticate checks) must
+// become neither a flood on the API server nor a queue that real agents
+// wait behind.
 func (t *TokenReview) review(ctx context.Context, token string) result {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.Timeout)
-	defer cancel()
-	// Bound the reviews in flight: distinct tokens are not coalesced, and a
-	// stream of made-up ones must not become a flood on the API server.
 	select {
 	case t.inflight <- struct{}{}:
 		defer func() { <-t.inflight }()
-	case <-ctx.Done():
-		return result{err: fmt.Errorf("token review: too many in flight: %w: %w", ErrUnavailable, ctx.Err())}
+	default:
+		return result{err: fmt.Errorf("token review: all %d review slots busy, retry: %w", maxReviewsInFlight, ErrUnavailable)}
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.Timeout)
+	defer cancel()
 	req := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: t.opts.Audiences}}
 	resp, err := t.reviewer.Create(ctx, req, metav1.CreateOptions{})
 	if err != nil {

@@ -27,72 +27,107 @@ type flight struct {
 	waiters int // callers joined, the first included (read by tests)
 }
 
-// reviewCache holds review results by token hash, least recently used
-// evicted first beyond max, and the reviews in flight.
-type reviewCache struct {
-	mu       sync.Mutex
-	max      int
-	lru      *list.List // of *cacheEntry, most recently used in front
-	items    map[tokenHash]*list.Element
-	inflight map[tokenHash]*flight
+// lru holds results by token hash, least recently used evicted first
+// beyond max. Its owner locks it.
+type lru struct {
+	max   int
+	order *list.List // of *cacheEntry, most recently used in front
+	items map[tokenHash]*list.Element
 }
 
-func newReviewCache(max int) *reviewCache {
-	return &reviewCache{
-		max:      max,
-		lru:      list.New(),
-		items:    map[tokenHash]*list.Element{},
-		inflight: map[tokenHash]*flight{},
-	}
+func newLRU(max int) *lru {
+	return &lru{max: max, order: list.New(), items: map[tokenHash]*list.Element{}}
 }
 
-// getLocked returns the live entry for key, dropping an expired one.
-func (c *reviewCache) getLocked(key tokenHash, now time.Time) (result, bool) {
-	el, ok := c.items[key]
+// get returns the live entry for key, dropping an expired one.
+func (l *lru) get(key tokenHash, now time.Time) (result, bool) {
+	el, ok := l.items[key]
 	if !ok {
 		return result{}, false
 	}
 	e := el.Value.(*cacheEntry)
 	if !now.Before(e.until) {
-		c.lru.Remove(el)
-		delete(c.items, key)
+		l.order.Remove(el)
+		delete(l.items, key)
 		return result{}, false
 	}
-	c.lru.MoveToFront(el)
+	l.order.MoveToFront(el)
 	return e.res, true
 }
 
-// put stores res for key until the given time.
+func (l *lru) put(key tokenHash, res result, until time.Time) {
+	if el, ok := l.items[key]; ok {
+		e := el.Value.(*cacheEntry)
+		e.res, e.until = res, until
+		l.order.MoveToFront(el)
+		return
+	}
+	l.items[key] = l.order.PushFront(&cacheEntry{key: key, res: res, until: until})
+	for l.order.Len() > l.max {
+		old := l.order.Back()
+		l.order.Remove(old)
+		delete(l.items, old.Value.(*cacheEntry).key)
+	}
+}
+
+func (l *lru) remove(key tokenHash) {
+	if el, ok := l.items[key]; ok {
+		l.order.Remove(el)
+		delete(l.items, key)
+	}
+}
+
+// reviewCache holds review results by token hash, and the reviews in
+// flight. Accepted tokens and rejected ones live in separate LRUs: a
+// flood of made-up tokens churns only the rejections and cannot evict a
+// real agent's accepted token (which would cost it a review, and the API
+// server one more, on every reconnection).
+type reviewCache struct {
+	mu       sync.Mutex
+	accepted *lru
+	rejected *lru
+	inflight map[tokenHash]*flight
+}
+
+func newReviewCache(accepted, rejected int) *reviewCache {
+	return &reviewCache{accepted: newLRU(accepted), rejected: newLRU(rejected), inflight: map[tokenHash]*flight{}}
+}
+
+func (c *reviewCache) getLocked(key tokenHash, now time.Time) (result, bool) {
+	if res, ok := c.accepted.get(key, now); ok {
+		return res, true
+	}
+	return c.rejected.get(key, now)
+}
+
+// put stores res for key until the given time: in the rejections' LRU
+// when it is an error, else in the acceptances'.
 func (c *reviewCache) put(key tokenHash, res result, until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		e := el.Value.(*cacheEntry)
-		e.res, e.until = res, until
-		c.lru.MoveToFront(el)
+	if res.err != nil {
+		c.accepted.remove(key)
+		c.rejected.put(key, res, until)
 		return
 	}
-	c.items[key] = c.lru.PushFront(&cacheEntry{key: key, res: res, until: until})
-	for c.lru.Len() > c.max {
-		old := c.lru.Back()
-		c.lru.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).key)
-	}
+	c.rejected.remove(key)
+	c.accepted.put(key, res, until)
 }
 
-// len returns the number of cached results.
-func (c *reviewCache) len() int {
+// len returns the number of cached results, accepted and rejected.
+func (c *reviewCache) len() (accepted, rejected int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lru.Len()
+	return c.accepted.order.Len(), c.rejected.order.Len()
 }
 
 // do returns the cached result for key, or joins the review of key in
-// flight, or starts one with run. run executes in its own goroutine so that
+// flight, or starts one with run once admit allows it (a refusal is
+// returned as is, not cached). run executes in its own goroutine so that
 // a caller that gives up (ctx done) does not cancel it for the others; it
 // must store its result before returning, so that a caller arriving after
 // the flight ends finds it cached.
-func (c *reviewCache) do(ctx context.Context, key tokenHash, now func() time.Time, run func() result) (Identity, error) {
+func (c *reviewCache) do(ctx context.Context, key tokenHash, now func() time.Time, admit func() error, run func() result) (Identity, error) {
 	c.mu.Lock()
 	if res, ok := c.getLocked(key, now()); ok {
 		c.mu.Unlock()
@@ -100,6 +135,10 @@ func (c *reviewCache) do(ctx context.Context, key tokenHash, now func() time.Tim
 	}
 	f, ok := c.inflight[key]
 	if !ok {
+		if err := admit(); err != nil {
+			c.mu.Unlock()
+			return Identity{}, err
+		}
 		f = &flight{done: make(chan struct{})}
 		c.inflight[key] = f
 		go func() {

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -178,16 +179,40 @@ func TestTokenReviewBearer(t *testing.T) {
 	}
 }
 
-// jwtWithExp builds an unsigned JWT-shaped token with the given exp claim.
-func jwtWithExp(exp time.Time) string {
-	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(fmt.Sprintf(`{"exp":%d,"sub":"x"}`, exp.Unix()))) + ".sig"
+// saClaims are the claims of a pod-bound ServiceAccount token of the
+// agent's account, for the picker's audience; jti tells tokens apart.
+func saClaims(jti string, exp time.Time) map[string]any {
+	return map[string]any{
+		"iss": "https://kubernetes.default.svc.cluster.local", "aud": []string{DefaultAudience},
+		"sub": agentUser, "jti": jti, "exp": exp.Unix(), "iat": 1_700_000_000,
+		"kubernetes.io": map[string]any{"namespace": "headroom", "pod": map[string]any{"name": "agent-x", "uid": "u"}},
+	}
 }
 
-// tok is a JWT-shaped token named by sub that expires in 2100.
-func tok(sub string) string {
+// jwt builds a JWT-shaped token (RS256 header, a made-up signature) with
+// the given claims.
+func jwt(claims map[string]any) string {
 	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(fmt.Sprintf(`{"exp":4102444800,"sub":%q}`, sub))) + ".sig"
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		panic(err)
+	}
+	return enc([]byte(`{"alg":"RS256","kid":"k"}`)) + "." + enc(payload) + "." + enc([]byte("not a real signature"))
+}
+
+// jwtWithExp is a ServiceAccount-shaped token with the given exp claim.
+func jwtWithExp(exp time.Time) string { return jwt(saClaims("exp", exp)) }
+
+// tok is a ServiceAccount-shaped token named by jti that expires in 2100.
+func tok(jti string) string { return jwt(saClaims(jti, time.Unix(4102444800, 0))) }
+
+// expOf reads a test token's exp claim.
+func expOf(token string) (time.Time, bool) {
+	c, err := parseClaims(token)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return unixClaim(c.Expiry)
 }
 
 // Tokens that cannot be ServiceAccount tokens cost the API server nothing.
@@ -243,7 +268,7 @@ func TestTokenReviewCacheLifetimes(t *testing.T) {
 				clock.add(time.Second)
 			}
 			_, after := tr.Authenticate(withToken(tc.token))
-			if exp, ok := tokenExpiry(tc.token); ok && !exp.After(clock.now()) {
+			if exp, ok := expOf(tc.token); ok && !exp.After(clock.now()) {
 				// Past its exp the token is refused without asking.
 				if fr.count() != 1 || !errors.Is(after, ErrUnauthenticated) {
 					t.Fatalf("after exp: %d reviews, err %v; want 1 and ErrUnauthenticated", fr.count(), after)
@@ -272,8 +297,8 @@ func TestTokenReviewCacheEvicts(t *testing.T) {
 		}
 	}
 	// a, b reviewed; a hit; c evicts b (least recently used); a hit; b again.
-	if fr.count() != 4 || tr.cache.len() != 2 {
-		t.Fatalf("%d reviews, %d cached; want 4 and 2", fr.count(), tr.cache.len())
+	if accepted, _ := tr.cache.len(); fr.count() != 4 || accepted != 2 {
+		t.Fatalf("%d reviews, %d cached; want 4 and 2", fr.count(), accepted)
 	}
 }
 
@@ -360,6 +385,11 @@ func TestTokenReviewOptionsValidate(t *testing.T) {
 		{"zero cache", func(o *TokenReviewOptions) { o.CacheSize = 0 }, false},
 		{"zero timeout", func(o *TokenReviewOptions) { o.Timeout = 0 }, false},
 		{"negative TTL", func(o *TokenReviewOptions) { o.NegativeTTL = -time.Second }, false},
+		{"issuers", func(o *TokenReviewOptions) { o.Issuers = []string{"https://kubernetes.default.svc"} }, true},
+		{"empty issuer", func(o *TokenReviewOptions) { o.Issuers = []string{""} }, false},
+		{"zero negative cache", func(o *TokenReviewOptions) { o.NegativeCacheSize = 0 }, false},
+		{"zero peer rate", func(o *TokenReviewOptions) { o.PeerReviewRate = 0 }, false},
+		{"zero peer burst", func(o *TokenReviewOptions) { o.PeerReviewBurst = 0 }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

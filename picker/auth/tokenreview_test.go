@@ -33,6 +33,7 @@ func TestTokenReviewAPIServer(t *testing.T) {
 	t.Run("what the API server says about a pod-bound token", f.apiServerExtras)
 	t.Run("valid pod-bound token", f.acceptsPodBound)
 	t.Run("second check of the same token is cached", f.caches)
+	t.Run("issuer allowlist", f.issuers)
 	t.Run("bad tokens", f.rejectsBadTokens)
 	t.Run("token not bound to a pod", f.rejectsUnbound)
 	t.Run("token bound to the node, not a pod", f.rejectsNodeBound)
@@ -131,6 +132,29 @@ func (f *tokenFixture) caches(t *testing.T) {
 	}
 	if n := f.reviews.count() - before; n != 0 {
 		t.Fatalf("%d more TokenReviews, want 0", n)
+	}
+}
+
+// A real token's unverified claims pass the pre-filter with the API
+// server's own issuer allowed, and cost no review with another one.
+func (f *tokenFixture) issuers(t *testing.T) {
+	c, err := parseClaims(f.agentToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("issuer %q, audiences %v, subject %q", c.Issuer, c.Audience, c.Subject)
+	own := f.opts
+	own.Issuers = []string{c.Issuer}
+	if id, err := authn(mustTokenReview(t, f.reviews, own), f.agentToken); err != nil || id.Node != f.c.Node {
+		t.Fatalf("with the API server's issuer allowed: %+v, %v", id, err)
+	}
+	other := f.opts
+	other.Issuers = []string{"https://issuer.example"}
+	before := f.reviews.count()
+	_, err = authn(mustTokenReview(t, f.reviews, other), f.agentToken)
+	wantErr(t, err, ErrUnauthenticated)
+	if f.reviews.count() != before {
+		t.Fatal("a token of an issuer not allowed was reviewed")
 	}
 }
 

@@ -10,7 +10,10 @@ import (
 
 // FuzzDecodeReport drives the picker's decoding path (what gRPC's codec
 // does, then Validate, then the store) with arbitrary bytes: every input
-// must end in an error or a stored report, never a panic.
+// must end in an error or a stored report, never a panic, and a report
+// Validate accepts holds only sound pod sections.
+//
+//	go test -run '^$' -fuzz FuzzDecodeReport -fuzztime 10m ./picker/ingest/
 func FuzzDecodeReport(f *testing.F) {
 	for _, r := range []*telemetryv1.NodeReport{report("node-a", 1), report("", 0), {}} {
 		b, err := proto.Marshal(r)
@@ -26,8 +29,29 @@ func FuzzDecodeReport(f *testing.F) {
 		if err := proto.Unmarshal(b, &r); err != nil {
 			return
 		}
-		if err := Validate(&r); err != nil {
+		pods := len(r.GetPods())
+		dropped, err := Validate(&r)
+		if err != nil {
 			return
+		}
+		// Quarantine drops whole pod sections and nothing else; what is
+		// left passes on its own.
+		podDrops := 0
+		for _, d := range dropped {
+			if d.Section == SectionPod {
+				podDrops++
+			}
+		}
+		if len(r.GetPods())+podDrops != pods {
+			t.Fatalf("%d pods in, %d kept + %d dropped", pods, len(r.GetPods()), podDrops)
+		}
+		for _, p := range r.GetPods() {
+			if reason, err := validatePod(p, r.GetSampleTimeUnixNano()); err != nil {
+				t.Fatalf("kept pod fails (%s): %v", reason, err)
+			}
+		}
+		if again, err := Validate(&r); err != nil || len(again) != 0 {
+			t.Fatalf("a validated report does not validate cleanly again: %v, %v", again, err)
 		}
 		s.Put(&r)
 		if v, ok := s.Node(r.GetNode()); !ok || v.Report == nil {

@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	store                       *Store
 	received, bytes, outOfOrder prometheus.Counter
-	rejected                    *prometheus.CounterVec
+	rejected, dropped           *prometheus.CounterVec
 	freshness                   prometheus.Histogram
 	nodes                       *prometheus.Desc
 }
@@ -27,6 +27,10 @@ func NewMetrics(store *Store) *Metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "headroom_picker_reports_rejected_total", Help: "Streams or reports refused, by reason (auth, invalid, wrong_node).",
 		}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "headroom_picker_report_sections_dropped_total",
+			Help: "Parts of accepted reports left out for impossible values, by section (pod, gpu_reading) and reason; the rest of each report counts.",
+		}, []string{"section", "reason"}),
 		freshness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "headroom_picker_report_freshness_seconds",
 			Help:    "Time from a report's sample time on the node to its receipt by this picker.",
@@ -49,6 +53,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.bytes.Collect(ch)
 	m.outOfOrder.Collect(ch)
 	m.rejected.Collect(ch)
+	m.dropped.Collect(ch)
 	m.freshness.Collect(ch)
 	var counts [2][2]float64 // [stale][connected]
 	for _, v := range m.store.Nodes() {

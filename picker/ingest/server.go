@@ -78,7 +78,8 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[telemetryv1.NodeReport, tele
 	if err != nil {
 		return recvStatus(err)
 	}
-	if err := s.check(id, "", first); err != nil {
+	q := newQuarantineLog(s.logger, first.GetNode())
+	if err := s.check(id, "", first, q); err != nil {
 		return err
 	}
 	node := first.GetNode()
@@ -90,7 +91,7 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[telemetryv1.NodeReport, tele
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.receive(st, id, node) }()
+	go func() { done <- s.receive(st, id, node, q) }()
 	var expired <-chan time.Time
 	if !id.Expires.IsZero() {
 		t := time.NewTimer(time.Until(id.Expires))
@@ -108,7 +109,7 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[telemetryv1.NodeReport, tele
 }
 
 // receive stores each report of the stream until it ends.
-func (s *Server) receive(st grpc.BidiStreamingServer[telemetryv1.NodeReport, telemetryv1.StreamAck], id auth.Identity, node string) error {
+func (s *Server) receive(st grpc.BidiStreamingServer[telemetryv1.NodeReport, telemetryv1.StreamAck], id auth.Identity, node string, q *quarantineLog) error {
 	for {
 		r, err := st.Recv()
 		if err != nil {
@@ -117,7 +118,7 @@ func (s *Server) receive(st grpc.BidiStreamingServer[telemetryv1.NodeReport, tel
 			}
 			return recvStatus(err)
 		}
-		if err := s.check(id, node, r); err != nil {
+		if err := s.check(id, node, r, q); err != nil {
 			return err
 		}
 		s.accept(r)
@@ -125,9 +126,12 @@ func (s *Server) receive(st grpc.BidiStreamingServer[telemetryv1.NodeReport, tel
 }
 
 // check refuses a report that is malformed, for another node than the
-// sender may speak for, or for another node than the stream's.
-func (s *Server) check(id auth.Identity, streamNode string, r *telemetryv1.NodeReport) error {
-	if err := Validate(r); err != nil {
+// sender may speak for, or for another node than the stream's. Parts of
+// an otherwise sound report that hold impossible values are dropped from
+// it (Validate), counted and logged, and the rest is accepted.
+func (s *Server) check(id auth.Identity, streamNode string, r *telemetryv1.NodeReport, q *quarantineLog) error {
+	dropped, err := Validate(r)
+	if err != nil {
 		s.metrics.rejected.WithLabelValues("invalid").Inc()
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -140,6 +144,10 @@ func (s *Server) check(id auth.Identity, streamNode string, r *telemetryv1.NodeR
 		s.logger.Warn("refused a report for a node its sender may not speak for",
 			"subject", id.Subject, "node", r.GetNode(), "allowed", id.Node)
 		return status.Errorf(codes.PermissionDenied, "%s may not report for node %q", id.Subject, r.GetNode())
+	}
+	for _, d := range dropped {
+		s.metrics.dropped.WithLabelValues(d.Section, d.Reason).Inc()
+		q.note(d)
 	}
 	return nil
 }

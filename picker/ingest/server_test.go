@@ -25,6 +25,12 @@ func TestStreamStatuses(t *testing.T) {
 	badKV.Pods[0].ModelServer.KvCacheUsage = &nan
 	future := report("node-a", 1)
 	future.SampleTimeUnixNano = uint64(time.Now().Add(time.Hour).UnixNano())
+	// 2^63 and more wrap to a negative int64: a time long past, which the
+	// skew check would wave through.
+	wrapped := report("node-a", 1)
+	wrapped.SampleTimeUnixNano = 1<<63 + uint64(time.Now().UnixNano())
+	maxed := report("node-a", 1)
+	maxed.SampleTimeUnixNano = math.MaxUint64
 	longInterval := report("node-a", 1)
 	longInterval.IntervalNano = int64(time.Hour)
 	huge := report("node-a", 1)
@@ -36,11 +42,13 @@ func TestStreamStatuses(t *testing.T) {
 	}{
 		{"accepted", []*telemetryv1.NodeReport{report("node-a", 1), report("node-a", 2)}, codes.OK},
 		{"no node name", []*telemetryv1.NodeReport{report("", 1)}, codes.InvalidArgument},
-		{"NaN KV usage", []*telemetryv1.NodeReport{badKV}, codes.InvalidArgument},
+		{"NaN KV usage: the pod is dropped, the report kept", []*telemetryv1.NodeReport{badKV}, codes.OK},
 		{"node changes mid-stream", []*telemetryv1.NodeReport{report("node-a", 1), report("node-b", 2)}, codes.PermissionDenied},
 		{"oversized report", []*telemetryv1.NodeReport{huge}, codes.ResourceExhausted},
 		{"wildcard node name", []*telemetryv1.NodeReport{report("*", 1)}, codes.InvalidArgument},
 		{"sample time far ahead", []*telemetryv1.NodeReport{future}, codes.InvalidArgument},
+		{"sample time past 2^63", []*telemetryv1.NodeReport{wrapped}, codes.InvalidArgument},
+		{"sample time 2^64-1", []*telemetryv1.NodeReport{maxed}, codes.InvalidArgument},
 		{"interval beyond a minute", []*telemetryv1.NodeReport{longInterval}, codes.InvalidArgument},
 	}
 	_, addr := serve(t, auth.Insecure{})

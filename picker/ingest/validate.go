@@ -4,109 +4,195 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"time"
 
 	"github.com/headroom-dev/headroom/picker/auth"
-
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
-// Limits bound what one report may hold; beyond them it is refused with
-// INVALID_ARGUMENT rather than stored.
-const (
-	maxNameLen         = 253
-	maxGPUs            = 64
-	maxPods            = 1024
-	maxProcessesPerGPU = 4096
-	maxGPUsPerPod      = 64
-	maxAdapters        = 1024
-	// maxInterval bounds the interval a report claims, and with it the
-	// TTL during which the picker may route by it.
-	maxInterval = time.Minute
-)
+// maxInterval bounds the interval a report claims, and with it the TTL
+// during which the picker may route by it. The list and name limits are
+// the report contract's (telemetryv1.Max*).
+const maxInterval = time.Minute
 
-// ErrInvalidReport wraps every validation failure.
+// ErrInvalidReport wraps every error that refuses a whole report.
 var ErrInvalidReport = errors.New("invalid report")
 
-// Validate checks a decoded report: names, bounded list sizes, finite
-// ratios within 0–1. A report that fails must not be stored: a NaN load
-// or a node without a name would mislead routing.
-func Validate(r *telemetryv1.NodeReport) error {
-	if !auth.ValidNodeName(r.GetNode()) {
-		return fmt.Errorf("%w: node name %q is not a DNS subdomain of 1–%d bytes", ErrInvalidReport, r.GetNode(), maxNameLen)
+// Sections of a report that Validate drops on their own.
+const (
+	SectionPod        = "pod"
+	SectionGPUReading = "gpu_reading"
+)
+
+// Dropped is one part of a report that Validate left out, so that the rest
+// of the report still counts: one pod section, or one GPU reading.
+type Dropped struct {
+	// Section is SectionPod or SectionGPUReading.
+	Section string
+	// Reason is a short fixed word, a metric label.
+	Reason string
+	// Part names the pod (namespace/name, as the report says it, cut to a
+	// sane length) or GPU the part belonged to; Detail says what was
+	// wrong. Both are for logs.
+	Part, Detail string
+}
+
+// Validate checks a decoded report. What would make the whole report
+// meaningless or unbounded — the node name, the interval, the sample
+// time, the GPU identities and the list sizes — refuses it with an error
+// wrapping ErrInvalidReport. A value that is merely impossible is
+// quarantined instead: a pod section that fails (a negative queue, a KV
+// usage above 1, a non-finite latency total, too many LoRA adapters, a bad
+// IP…) is removed from r.Pods, and a GPU ratio or reading that is not
+// finite or out of range is cleared, so the node's other pods, its GPUs
+// and their lost and Xid signals still count. It returns what it dropped.
+func Validate(r *telemetryv1.NodeReport) ([]Dropped, error) {
+	if err := validateHeader(r); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidReport, err)
 	}
-	if r.GetIntervalNano() < 0 || r.GetIntervalNano() > int64(maxInterval) {
-		return fmt.Errorf("%w: interval must be 0–%s", ErrInvalidReport, maxInterval)
-	}
-	if len(r.GetGpus()) > maxGPUs || len(r.GetPods()) > maxPods {
-		return fmt.Errorf("%w: more than %d GPUs or %d pods", ErrInvalidReport, maxGPUs, maxPods)
-	}
+	var dropped []Dropped
 	for i, g := range r.GetGpus() {
 		if err := validateGPU(g); err != nil {
-			return fmt.Errorf("%w: gpu %d: %w", ErrInvalidReport, i, err)
+			return nil, fmt.Errorf("%w: gpu %d: %w", ErrInvalidReport, i, err)
 		}
+		dropped = clearBadReadings(g, dropped)
 	}
+	if m := r.GetMesh(); m != nil && len(m.GetPods()) > telemetryv1.MaxPods {
+		return nil, fmt.Errorf("%w: more than %d pods in the mesh section", ErrInvalidReport, telemetryv1.MaxPods)
+	}
+	sample := r.GetSampleTimeUnixNano()
+	var kept []*telemetryv1.Pod
 	for i, p := range r.GetPods() {
-		if err := validatePod(p); err != nil {
-			return fmt.Errorf("%w: pod %d: %w", ErrInvalidReport, i, err)
+		reason, err := validatePod(p, sample)
+		if err == nil {
+			if kept != nil {
+				kept = append(kept, p)
+			}
+			continue
 		}
+		if kept == nil {
+			kept = append(make([]*telemetryv1.Pod, 0, len(r.Pods)-1), r.Pods[:i]...)
+		}
+		dropped = append(dropped, Dropped{Section: SectionPod, Reason: reason, Part: podLabel(p), Detail: err.Error()})
+	}
+	if kept != nil {
+		r.Pods = kept
+	}
+	return dropped, nil
+}
+
+func validateHeader(r *telemetryv1.NodeReport) error {
+	switch {
+	case !auth.ValidNodeName(r.GetNode()):
+		return fmt.Errorf("node name %q is not a DNS subdomain of 1–%d bytes", cut(r.GetNode()), telemetryv1.MaxNameBytes)
+	case r.GetSampleTimeUnixNano() > math.MaxInt64:
+		// It would wrap to a negative int64, a time long past, and slip
+		// through the future-skew check.
+		return fmt.Errorf("sample time %d ns is past what a signed 64-bit count holds (year 2262)", r.GetSampleTimeUnixNano())
+	case r.GetIntervalNano() < 0 || r.GetIntervalNano() > int64(maxInterval):
+		return fmt.Errorf("interval must be 0–%s", maxInterval)
+	case len(r.GetGpus()) > telemetryv1.MaxGPUs || len(r.GetPods()) > telemetryv1.MaxPods:
+		return fmt.Errorf("more than %d GPUs or %d pods", telemetryv1.MaxGPUs, telemetryv1.MaxPods)
 	}
 	return nil
 }
 
+// validateGPU checks what identifies a GPU and bounds its lists; its
+// readings are clearBadReadings'.
 func validateGPU(g *telemetryv1.GPU) error {
-	if g.GetUuid() == "" || len(g.GetUuid()) > maxNameLen {
-		return errors.New("uuid must be 1–253 bytes")
-	}
-	if len(g.GetProcesses()) > maxProcessesPerGPU {
-		return fmt.Errorf("more than %d processes", maxProcessesPerGPU)
-	}
-	for _, v := range []*float64{g.SmActive, g.SmOccupancy, g.Utilization, g.MemoryUtilization} {
-		if err := ratio(v); err != nil {
-			return err
-		}
-	}
-	for _, v := range []*float64{g.TemperatureCelsius, g.PowerWatts} {
-		if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
-			return errors.New("non-finite reading")
-		}
+	switch {
+	case g.GetUuid() == "" || len(g.GetUuid()) > telemetryv1.MaxNameBytes:
+		return fmt.Errorf("uuid must be 1–%d bytes", telemetryv1.MaxNameBytes)
+	case len(g.GetProcesses()) > telemetryv1.MaxProcessesPerGPU:
+		return fmt.Errorf("more than %d processes", telemetryv1.MaxProcessesPerGPU)
+	case len(g.GetHealth().GetXidErrors()) > telemetryv1.MaxXidCodesPerGPU:
+		return fmt.Errorf("more than %d Xid entries", telemetryv1.MaxXidCodesPerGPU)
 	}
 	return nil
 }
 
-func validatePod(p *telemetryv1.Pod) error {
-	if p.GetName() == "" || len(p.GetName()) > maxNameLen || len(p.GetNamespace()) > maxNameLen {
-		return errors.New("name must be 1–253 bytes")
+// clearBadReadings clears the GPU readings that are out of range or not
+// finite (they are optional: cleared means unknown) and notes each.
+func clearBadReadings(g *telemetryv1.GPU, dropped []Dropped) []Dropped {
+	ratios := []struct {
+		name string
+		v    **float64
+	}{{"sm_active", &g.SmActive}, {"sm_occupancy", &g.SmOccupancy}, {"utilization", &g.Utilization}, {"memory_utilization", &g.MemoryUtilization}}
+	for _, f := range ratios {
+		if err := ratio(*f.v); err != nil {
+			dropped = append(dropped, Dropped{Section: SectionGPUReading, Reason: "ratio", Part: cut(g.GetUuid()), Detail: f.name + ": " + err.Error()})
+			*f.v = nil
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    **float64
+	}{{"temperature_celsius", &g.TemperatureCelsius}, {"power_watts", &g.PowerWatts}} {
+		if v := *f.v; v != nil && !finite(*v) {
+			dropped = append(dropped, Dropped{Section: SectionGPUReading, Reason: "not_finite", Part: cut(g.GetUuid()), Detail: f.name})
+			*f.v = nil
+		}
+	}
+	return dropped
+}
+
+// validatePod checks one pod section; on failure it returns the reason (a
+// metric label) and what was wrong.
+func validatePod(p *telemetryv1.Pod, reportSample uint64) (string, error) {
+	if p.GetName() == "" || len(p.GetName()) > telemetryv1.MaxNameBytes || len(p.GetNamespace()) > telemetryv1.MaxNameBytes || len(p.GetUid()) > telemetryv1.MaxNameBytes {
+		return "name", fmt.Errorf("name must be 1–%d bytes, namespace and uid at most that", telemetryv1.MaxNameBytes)
+	}
+	if ip := p.GetIp(); ip != "" {
+		if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
+			return "ip", fmt.Errorf("ip %q is not an IP address", cut(ip))
+		}
 	}
 	if p.GetPort() > math.MaxUint16 {
-		return fmt.Errorf("port %d out of range", p.GetPort())
+		return "port", fmt.Errorf("port %d out of range", p.GetPort())
 	}
-	if len(p.GetGpuUuids()) > maxGPUsPerPod {
-		return fmt.Errorf("more than %d GPUs", maxGPUsPerPod)
+	if len(p.GetGpuUuids()) > telemetryv1.MaxGPUsPerPod {
+		return "gpus", fmt.Errorf("more than %d GPUs", telemetryv1.MaxGPUsPerPod)
 	}
-	ms := p.GetModelServer()
-	if ms == nil {
-		return nil
+	if ms := p.GetModelServer(); ms != nil {
+		return validateModelServer(ms, reportSample)
+	}
+	return "", nil
+}
+
+func validateModelServer(ms *telemetryv1.ModelServer, reportSample uint64) (string, error) {
+	if t := ms.GetSampleTimeUnixNano(); t > reportSample {
+		// The agent stamps its report with its newest reading's time.
+		return "sample_time", fmt.Errorf("model-server sample time %d is after the report's %d", t, reportSample)
 	}
 	for _, v := range []float64{ms.GetWaitingRequests(), ms.GetRunningRequests()} {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			return errors.New("request counts must be finite and non-negative")
+		if !finite(v) || v < 0 {
+			return "requests", fmt.Errorf("request counts must be finite and non-negative, got %v", v)
 		}
 	}
 	if l := ms.GetLatency(); l != nil {
 		for _, v := range []float64{l.GetTtftSecondsSum(), l.GetTtftCount(), l.GetTpotSecondsSum(), l.GetTpotCount()} {
-			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-				return errors.New("latency totals must be finite and non-negative")
+			if !finite(v) || v < 0 {
+				return "latency", fmt.Errorf("latency totals must be finite and non-negative, got %v", v)
 			}
 		}
 	}
 	if err := ratio(ms.KvCacheUsage); err != nil {
-		return fmt.Errorf("kv cache usage: %w", err)
+		return "kv_cache", fmt.Errorf("kv cache usage: %w", err)
 	}
-	if l := ms.GetLora(); l != nil && len(l.GetRunning())+len(l.GetWaiting()) > maxAdapters {
-		return fmt.Errorf("more than %d LoRA adapters", maxAdapters)
+	if l := ms.GetLora(); l != nil {
+		for _, names := range [][]string{l.GetRunning(), l.GetWaiting()} {
+			if len(names) > telemetryv1.MaxLoRAAdapters {
+				return "lora", fmt.Errorf("more than %d LoRA adapters in one list", telemetryv1.MaxLoRAAdapters)
+			}
+			for _, n := range names {
+				if n == "" || len(n) > telemetryv1.MaxLoRANameBytes {
+					return "lora", fmt.Errorf("LoRA adapter name must be 1–%d bytes", telemetryv1.MaxLoRANameBytes)
+				}
+			}
+		}
 	}
-	return nil
+	return "", nil
 }
 
 // ratio accepts nil or a finite value in [0, 1] (with rounding slack).
@@ -118,4 +204,18 @@ func ratio(v *float64) error {
 		return fmt.Errorf("ratio %v outside 0–1", *v)
 	}
 	return nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// podLabel names a pod for logs.
+func podLabel(p *telemetryv1.Pod) string { return cut(p.GetNamespace()) + "/" + cut(p.GetName()) }
+
+// cut shortens a string from a report for an error or a log line.
+func cut(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -76,7 +76,11 @@ func testPodsFollowReadiness(t *testing.T, f *fixture) {
 	f.setStatus(t, "other", "10.1.0.9", true)
 	f.setStatus(t, "a", "10.1.0.1", true) // last: once it shows, the others were seen
 	waitEndpoints(t, src, "a 10.1.0.1:8000")
-	if e := src.Endpoints()[0]; e != (Endpoint{Namespace: f.ns, Name: "a", IP: "10.1.0.1", Port: 8000, Ready: true, Node: "node-1"}) {
+	a, err := f.cs.CoreV1().Pods(f.ns).Get(t.Context(), "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := src.Endpoints()[0]; e != (Endpoint{Namespace: f.ns, Name: "a", IP: "10.1.0.1", Port: 8000, Ready: true, Node: "node-1", UID: string(a.UID)}) {
 		t.Errorf("endpoint = %+v", e)
 	}
 

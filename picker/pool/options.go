@@ -27,7 +27,7 @@ type Options struct {
 	// Kubeconfig is a kubeconfig path for RESTConfig (empty: in-cluster).
 	// AddFlags does not register it: the picker's --kubeconfig sets it.
 	Kubeconfig string
-	// Endpoints is a comma-separated ip:port list.
+	// Endpoints is a comma-separated ip:port[@node] list.
 	Endpoints string
 }
 
@@ -44,7 +44,7 @@ func DefaultOptions() Options {
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Pool, "pool.name", o.Pool, "InferencePool (inference.networking.k8s.io/v1) whose pods to route to")
 	fs.StringVar(&o.Namespace, "pool.namespace", o.Namespace, "namespace of the InferencePool")
-	fs.StringVar(&o.Endpoints, "endpoints", o.Endpoints, "comma-separated ip:port list to route to instead of an InferencePool (no Kubernetes)")
+	fs.StringVar(&o.Endpoints, "endpoints", o.Endpoints, "comma-separated ip:port[@node] list to route to instead of an InferencePool (no Kubernetes); @node: only that node's agent may report for the endpoint")
 }
 
 // Validate checks that exactly one of --pool.name and --endpoints is set

@@ -78,13 +78,13 @@ func targetPorts(pool *infv1.InferencePool) []int {
 
 // podState is what decides a pod's endpoints.
 type podState struct {
-	ip, node    string
-	ready       bool
-	terminating bool
+	ip, node, uid string
+	ready         bool
+	terminating   bool
 }
 
 func stateOf(p *corev1.Pod) podState {
-	s := podState{ip: p.Status.PodIP, node: p.Spec.NodeName, terminating: p.DeletionTimestamp != nil}
+	s := podState{ip: p.Status.PodIP, node: p.Spec.NodeName, uid: string(p.UID), terminating: p.DeletionTimestamp != nil}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			s.ready = c.Status == corev1.ConditionTrue
@@ -113,7 +113,7 @@ func endpointsOf(objs []any, ports []int) []Endpoint {
 		for _, port := range ports {
 			eps = append(eps, Endpoint{
 				Namespace: p.Namespace, Name: p.Name,
-				IP: addr.String(), Port: port, Ready: true, Node: s.node,
+				IP: addr.String(), Port: port, Ready: true, Node: s.node, UID: string(p.UID),
 			})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func testPod(name, ip string, ready bool, mods ...func(*corev1.Pod)) *corev1.Pod {
@@ -14,7 +15,7 @@ func testPod(name, ip string, ready bool, mods ...func(*corev1.Pod)) *corev1.Pod
 		status = corev1.ConditionTrue
 	}
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: map[string]string{"app": "x"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("uid-" + name), Labels: map[string]string{"app": "x"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
 		Spec:       corev1.PodSpec{NodeName: "node-" + name, Containers: []corev1.Container{{Name: "c", Image: "i"}}},
 		Status: corev1.PodStatus{PodIP: ip, Conditions: []corev1.PodCondition{
 			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
@@ -45,7 +46,7 @@ func TestEndpointsOf(t *testing.T) {
 	if a := addresses(got); !slices.Equal(a, want) {
 		t.Fatalf("got %q, want %q", a, want)
 	}
-	if e := got[0]; e != (Endpoint{Namespace: "ns", Name: "a", IP: "10.0.0.9", Port: 8000, Ready: true, Node: "node-a"}) {
+	if e := got[0]; e != (Endpoint{Namespace: "ns", Name: "a", IP: "10.0.0.9", Port: 8000, Ready: true, Node: "node-a", UID: "uid-a"}) {
 		t.Errorf("first endpoint = %+v", e)
 	}
 	if eps := endpointsOf(pods, nil); len(eps) != 0 {

@@ -25,8 +25,12 @@ type Endpoint struct {
 	Port            int
 	// Ready is true for every endpoint a Source hands out.
 	Ready bool
-	// Node is the pod's node (empty for static endpoints).
+	// Node is the pod's node (a static endpoint's only when its entry
+	// names one). The picker joins a pod only with its node's report.
 	Node string
+	// UID is the pod's UID (empty for static endpoints): a new pod that
+	// reuses an IP does not take the previous pod's report.
+	UID string
 }
 
 // Address is the endpoint as host:port ([ip]:port for IPv6), the form the

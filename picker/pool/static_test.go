@@ -23,6 +23,8 @@ func TestParseEndpoints(t *testing.T) {
 		in      string
 		want    []string
 		wantErr []string // every one must be in the error
+		// wantNodes are the endpoints' nodes, in order (nil: none named)
+		wantNodes []string
 	}{
 		{name: "one", in: "10.0.0.1:8000", want: []string{"10.0.0.1:8000"}},
 		{name: "sorted numerically", in: "10.0.0.10:8000,10.0.0.9:8001,10.0.0.9:8000", want: []string{"10.0.0.9:8000", "10.0.0.9:8001", "10.0.0.10:8000"}},
@@ -38,6 +40,12 @@ func TestParseEndpoints(t *testing.T) {
 				`entry 7 "[fe80::1%eth0]:80": IPv6 zone`, `entry 8 "10.0.0.4:99999": not an IP literal`,
 			}},
 		{name: "ipv6 without brackets", in: "fd00::1:8000", wantErr: []string{"entry 1"}},
+		{name: "nodes named", in: "10.0.0.2:8000@gpu-2,10.0.0.1:8000@gpu-1,10.0.0.1:8001@gpu-1,[fd00::1]:80@gpu-3",
+			want: []string{"10.0.0.1:8000", "10.0.0.1:8001", "10.0.0.2:8000", "[fd00::1]:80"}, wantNodes: []string{"gpu-1", "gpu-1", "gpu-2", "gpu-3"}},
+		{name: "bad nodes", in: "10.0.0.1:8000@,10.0.0.2:8000@*,10.0.0.3:8000@a@b,10.0.0.4:8000@node_1",
+			wantErr: []string{`entry 1 "10.0.0.1:8000@": node ""`, `entry 2 "10.0.0.2:8000@*": node "*"`, `entry 3 "10.0.0.3:8000@a@b": node "a@b"`, `entry 4 "10.0.0.4:8000@node_1"`}},
+		{name: "one IP on two nodes", in: "10.0.0.1:8000@gpu-1,10.0.0.1:8001@gpu-2", wantErr: []string{`entry 2 "10.0.0.1:8001@gpu-2": 10.0.0.1 is on node "gpu-1"`}},
+		{name: "one IP named and unnamed", in: "10.0.0.1:8000@gpu-1,10.0.0.1:8001", wantErr: []string{`entry 2 "10.0.0.1:8001": 10.0.0.1 is on node "gpu-1"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,9 +68,13 @@ func TestParseEndpoints(t *testing.T) {
 			if got := addresses(eps); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
-			for _, e := range eps {
-				if !e.Ready || e.Name != "" || e.Node != "" {
-					t.Errorf("endpoint %+v: want ready, no pod, no node", e)
+			for i, e := range eps {
+				node := ""
+				if tt.wantNodes != nil {
+					node = tt.wantNodes[i]
+				}
+				if !e.Ready || e.Name != "" || e.Node != node || e.UID != "" {
+					t.Errorf("endpoint %+v: want ready, no pod, node %q", e, node)
 				}
 			}
 		})

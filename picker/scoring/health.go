@@ -23,13 +23,19 @@ func DefaultCriticalXids() []uint64 {
 // are dropped.
 const maxXidGPUs = 1 << 16
 
+// gpuKey names one GPU of one node: a UUID alone is only what a report
+// says, and another node's report of the same UUID must not touch this
+// node's history.
+type gpuKey struct{ node, uuid string }
+
 // HealthFilter drops endpoints that must not take work: a model server
 // whose metrics scrape failed while its node's agent kept reporting (a
 // hung or failing server), a GPU lost, or a GPU with a new critical Xid
 // (its count for one of the codes grew since the previous report of that
-// GPU; the GPU stays out for Hold after the report that showed it). When
-// that would leave nothing, it keeps every endpoint and marks the pick
-// degraded: the picker then ranks by in-flight requests alone.
+// GPU on the same node; the GPU stays out for Hold after the report that
+// showed it). When that would leave nothing, it keeps every endpoint and
+// marks the pick degraded: the picker then ranks by in-flight requests
+// alone.
 //
 // An endpoint whose node has no fresh report (no report, or one past its
 // TTL) is not unhealthy but unknown: the agent, not the server, may be
@@ -45,16 +51,20 @@ type HealthFilter struct {
 	hold     time.Duration
 
 	mu   sync.Mutex
-	gpus map[string]*xidHistory
+	gpus map[gpuKey]*xidHistory
 }
 
 type xidCount struct{ code, count uint64 }
 
 type xidHistory struct {
 	sample int64 // unix nanos of the report the counts come from
+	// counts holds one entry per critical code seen, so at most as many
+	// as there are critical codes.
 	counts []xidCount
 	// newAt is the sample time of the report that showed an increase.
 	newAt int64
+	// lost is what the newest reading of the GPU said of it.
+	lost bool
 }
 
 // NewHealthFilter returns a filter treating the given Xid codes as
@@ -65,7 +75,7 @@ func NewHealthFilter(critical []uint64, hold time.Duration) *HealthFilter {
 	if critical == nil {
 		critical = DefaultCriticalXids()
 	}
-	return &HealthFilter{critical: slices.Clone(critical), hold: hold, gpus: make(map[string]*xidHistory)}
+	return &HealthFilter{critical: slices.Clone(critical), hold: hold, gpus: make(map[gpuKey]*xidHistory)}
 }
 
 // Name implements [Filter].
@@ -99,26 +109,52 @@ func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
 	}
 	sample := sampleNanos(ep.ReportSample)
 	for _, g := range ep.GPUs {
-		if g.GetHealth().GetLost() || h.newXid(g, sample) {
+		// newXid first: it also remembers whether the GPU was lost.
+		if xid := h.newXid(ep.Node, g, sample); xid || g.GetHealth().GetLost() {
 			return false
+		}
+	}
+	// A GPU the pod holds that this report has no reading of (the agent's
+	// NVML sample missed its deadline on a busy node, or NVML failed) keeps
+	// what its last reading said: one that was lost stays out until a
+	// report reads it again.
+	if uuids := ep.Pod.GetGpuUuids(); len(ep.GPUs) < len(uuids) {
+		for _, u := range uuids {
+			if !slices.ContainsFunc(ep.GPUs, func(g *telemetryv1.GPU) bool { return g.GetUuid() == u }) && h.lastLost(ep.Node, u) {
+				return false
+			}
 		}
 	}
 	return true
 }
 
-// newXid reports whether g shows a critical Xid that is new as of the
-// report sampled at sample, remembering its counts for the next report.
-// On the request path it runs once per GPU per view, not per request.
-func (h *HealthFilter) newXid(g *telemetryv1.GPU, sample int64) bool {
-	xids := g.GetHealth().GetXidErrors()
+// lastLost reports whether the last reading of node's GPU uuid said it
+// was lost.
+func (h *HealthFilter) lastLost(node, uuid string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := h.gpus[g.GetUuid()]
+	st := h.gpus[gpuKey{node, uuid}]
+	return st != nil && st.lost
+}
+
+// newXid reports whether g, a GPU of node, shows a critical Xid that is
+// new as of the report sampled at sample, remembering its counts and
+// whether it was lost for the next report. On the request path it runs once per GPU per view, not per
+// request, and in time linear in the report's Xid entries.
+func (h *HealthFilter) newXid(node string, g *telemetryv1.GPU, sample int64) bool {
+	xids := g.GetHealth().GetXidErrors()
+	key := gpuKey{node, g.GetUuid()}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.gpus[key]
 	if st == nil {
 		h.evictIfFull()
 		// The first report of a GPU is its baseline.
-		h.gpus[g.GetUuid()] = &xidHistory{sample: sample, counts: h.criticalCounts(xids, nil)}
+		h.gpus[key] = &xidHistory{sample: sample, counts: h.criticalCounts(xids, nil), lost: g.GetHealth().GetLost()}
 		return false
+	}
+	if sample >= st.sample {
+		st.lost = g.GetHealth().GetLost()
 	}
 	if sample > st.sample {
 		// A lower count (the agent restarted) becomes the new baseline.
@@ -131,11 +167,22 @@ func (h *HealthFilter) newXid(g *telemetryv1.GPU, sample int64) bool {
 	return st.newAt != 0 && sample >= st.newAt && sample <= st.newAt+int64(h.hold)
 }
 
+// criticalCounts appends the count of each critical code in xids to dst,
+// one entry per code: a code repeated in the report (an agent never sends
+// that, a forged report might) counts once, at its largest count. dst
+// never grows past the number of critical codes, so this is linear in
+// len(xids) and increased stays small.
 func (h *HealthFilter) criticalCounts(xids []*telemetryv1.XidCount, dst []xidCount) []xidCount {
 	for _, x := range xids {
-		if slices.Contains(h.critical, x.GetCode()) {
-			dst = append(dst, xidCount{x.GetCode(), x.GetCount()})
+		code := x.GetCode()
+		if !slices.Contains(h.critical, code) {
+			continue
 		}
+		if i := slices.IndexFunc(dst, func(c xidCount) bool { return c.code == code }); i >= 0 {
+			dst[i].count = max(dst[i].count, x.GetCount())
+			continue
+		}
+		dst = append(dst, xidCount{code, x.GetCount()})
 	}
 	return dst
 }
@@ -163,7 +210,7 @@ func (h *HealthFilter) evictIfFull() {
 	if len(h.gpus) < maxXidGPUs {
 		return
 	}
-	var oldest string
+	var oldest gpuKey
 	var at int64 = 1<<63 - 1
 	for k, st := range h.gpus {
 		if st.sample < at {

@@ -1,8 +1,9 @@
 // Package store is the picker's view of the endpoints it may route to: the
-// InferencePool's ready pods (picker/pool) joined by pod IP with the newest
-// report of the node each pod runs on (picker/ingest). A view is built
-// when either side changes and is immutable: the request path reads it
-// without locks.
+// InferencePool's ready pods (picker/pool) joined with the newest report
+// of the node each pod runs on (picker/ingest), by pod IP but only with a
+// report that can be the pod's (its node's, for its UID; see Build). A
+// view is built when either side changes and is immutable: the request
+// path reads it without locks.
 package store
 
 import (
@@ -32,6 +33,10 @@ type Endpoint struct {
 	// Stale is true when there is no report for the pod, or the node's
 	// report is older than its TTL: the telemetry must not be trusted.
 	Stale bool
+	// Refused is true when reports named the pod's IP but none could be
+	// its pod's (another node's, another pod's UID, or two nodes
+	// claiming it): the endpoint has no telemetry (Stale).
+	Refused bool
 }
 
 // ModelServer returns the endpoint's model-server reading, or nil.
@@ -42,4 +47,6 @@ type View struct {
 	Endpoints []*Endpoint
 	// Built is when the view was built.
 	Built time.Time
+	// Refused counts the endpoints marked Refused.
+	Refused int
 }

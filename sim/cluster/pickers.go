@@ -31,7 +31,7 @@ func (c *Cluster) startPicker(ctx context.Context, i int) (*Picker, error) {
 	o.IngestAddress, o.MetricsAddress = "127.0.0.1:0", "127.0.0.1:0"
 	o.ExtProcAddress, o.HealthAddress = "127.0.0.1:0", "127.0.0.1:0"
 	o.DrainDelay, o.ShutdownGrace = 0, time.Second
-	o.Pool.Endpoints = strings.Join(c.Endpoints(), ",")
+	o.Pool.Endpoints = strings.Join(c.nodeEndpoints(), ",")
 	o.ScoringConfig = c.o.ScoringConfig
 	p, err := app.New(o, c.log.With("picker", o.Name))
 	if err != nil {
@@ -41,6 +41,19 @@ func (c *Cluster) startPicker(ctx context.Context, i int) (*Picker, error) {
 	pk := &Picker{Picker: p, Name: o.Name, cancel: cancel, done: make(chan error, 1)}
 	go func() { pk.done <- p.Run(pctx) }()
 	return pk, nil
+}
+
+// nodeEndpoints lists every model server as ip:port@node, so the picker
+// takes each one's telemetry only from its own node's agent, as it does
+// with an InferencePool's pods.
+func (c *Cluster) nodeEndpoints() []string {
+	var eps []string
+	for _, n := range c.Nodes {
+		for _, s := range n.Servers {
+			eps = append(eps, s.Addr+"@"+n.Name)
+		}
+	}
+	return eps
 }
 
 // Stop stops the replica, as a pod deleted gracefully.
@@ -77,6 +90,8 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		for _, p := range c.external {
 			o.Pickers = append(o.Pickers, p.ExtProc)
 		}
+	case PolicyEPP:
+		o.Pickers = c.eppAddrs
 	case PolicyRoundRobin:
 		o.Policy = gateway.RoundRobin()
 	case PolicyRandom:
@@ -110,6 +125,16 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// startEPP starts the reference endpoint picker over the servers.
+func (c *Cluster) startEPP(ctx context.Context) error {
+	addrs, stop, err := c.o.EPP(ctx, c.Endpoints())
+	if err != nil {
+		return fmt.Errorf("reference endpoint picker: %w", err)
+	}
+	c.eppAddrs, c.stopEPP = addrs, stop
 	return nil
 }
 

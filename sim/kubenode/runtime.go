@@ -22,13 +22,16 @@ type Runtime struct {
 	containers []*runtimeapi.Container
 	calls      atomic.Int64
 	statuses   atomic.Int64
+	// vanish names pods whose sandbox goes away right after the next
+	// ListPodSandbox has listed it (a pod deleted between two CRI calls).
+	vanish map[string]bool
 
 	server
 }
 
 // NewRuntime returns a runtime that will serve on socket (Start, Stop).
 func NewRuntime(socket string) *Runtime {
-	r := &Runtime{ips: map[string]string{}}
+	r := &Runtime{ips: map[string]string{}, vanish: map[string]bool{}}
 	r.server = server{socket: socket, register: func(s *grpc.Server) { runtimeapi.RegisterRuntimeServiceServer(s, r) }}
 	return r
 }
@@ -86,6 +89,10 @@ func (r *Runtime) AddContainer(podUID, id, name string, running bool) {
 func (r *Runtime) RemovePod(uid string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.removeLocked(uid)
+}
+
+func (r *Runtime) removeLocked(uid string) {
 	for i, sb := range r.sandboxes {
 		if sb.GetMetadata().GetUid() == uid {
 			r.sandboxes = append(r.sandboxes[:i], r.sandboxes[i+1:]...)
@@ -93,6 +100,15 @@ func (r *Runtime) RemovePod(uid string) {
 			return
 		}
 	}
+}
+
+// VanishAfterList removes the pod's sandbox right after the next
+// ListPodSandbox has listed it, so the caller's PodSandboxStatus for it
+// finds it gone: the race of a pod deleted between two CRI calls.
+func (r *Runtime) VanishAfterList(uid string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.vanish[uid] = true
 }
 
 // StatusCalls counts PodSandboxStatus calls.
@@ -111,6 +127,10 @@ func (r *Runtime) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandb
 		if st := req.GetFilter().GetState(); st == nil || st.GetState() == sb.GetState() {
 			out = append(out, sb)
 		}
+	}
+	for uid := range r.vanish {
+		r.removeLocked(uid)
+		delete(r.vanish, uid)
 	}
 	return &runtimeapi.ListPodSandboxResponse{Items: out}, nil
 }
