@@ -307,6 +307,9 @@ func (g *guide) checkImageCommand(b guideBlock, c string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.HasPrefix(c, "export ") {
+		return // credentials for the next command
+	}
 	fields := strings.Fields(c)
 	for len(fields) > 0 && strings.Contains(fields[0], "=") {
 		fields = fields[1:] // environment assignments
