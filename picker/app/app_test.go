@@ -72,6 +72,7 @@ func TestMTLSPickerWithAgentStreamer(t *testing.T) {
 	for _, want := range []string{
 		`headroom_picker_nodes{connected="true",state="fresh"} 1`,
 		`headroom_picker_reports_received_total 1`,
+		`headroom_build_info{goarch="`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
