@@ -126,7 +126,7 @@ func TestInstallGuide(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docs/install.md: %v", err)
 	}
-	_, cfg := testenv.Start(t, testenv.WithCRDs(tl.CRDs))
+	_, cfg := testenv.Start(t, testenv.WithCRDs(tl.CRDs, tl.GatewayCRDs))
 	g := &guide{t: t, tl: tl, kubeconfig: testenv.Kubeconfig(t, cfg), dir: t.TempDir(), client: newObjectClient(t, cfg)}
 	g.dyn, err = dynamic.NewForConfig(cfg)
 	if err != nil {
