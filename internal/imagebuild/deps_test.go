@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -61,9 +60,9 @@ func TestPickerDeps(t *testing.T) {
 // listDeps is `go list -deps` of pkg as the image build compiles it.
 func listDeps(t *testing.T, pkg string, tags []string) []string {
 	t.Helper()
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goCmd); err != nil {
-		goCmd = "go"
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command, which the image build runs too: %v", err)
 	}
 	args := []string{"list", "-deps"}
 	if len(tags) > 0 {
