@@ -13,7 +13,8 @@ import (
 )
 
 // compile builds one command for one platform, as the Makefile does, with
-// the version stamped in and symbols stripped, and returns the binary.
+// the version stamped in, symbols stripped and the spec's build tags, and
+// returns the binary.
 func (o Options) compile(ctx context.Context, s spec, platform, arch string) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "imagebuild-")
 	if err != nil {
@@ -22,7 +23,11 @@ func (o Options) compile(ctx context.Context, s spec, platform, arch string) ([]
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, s.name)
 	ldflags := "-s -w " + version.LDFlags(o.Version, o.Revision, o.Created.Format("2006-01-02T15:04:05Z"))
-	cmd := exec.CommandContext(ctx, o.Go, "build", "-trimpath", "-ldflags", ldflags, "-o", out, s.pkg)
+	args := []string{"build", "-trimpath", "-ldflags", ldflags}
+	if len(s.tags) > 0 {
+		args = append(args, "-tags", strings.Join(s.tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, o.Go, append(args, "-o", out, s.pkg)...)
 	cmd.Dir = o.Root
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "GOFLAGS="+os.Getenv("GOFLAGS"))
 	if s.cgo {

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -157,11 +156,11 @@ func authenticator(o Options, logger *slog.Logger) (auth.Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for TokenReview: %w", err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	reviews, err := auth.NewTokenReviewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for TokenReview: %w", err)
 	}
-	return auth.NewTokenReview(cs.AuthenticationV1().TokenReviews(), o.Token, logger.With("component", "auth"))
+	return auth.NewTokenReview(reviews, o.Token, logger.With("component", "auth"))
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -37,8 +37,8 @@ type Options struct {
 	CertFile, KeyFile string
 	// ClientCAFile verifies agents' client certificates (mtls).
 	ClientCAFile string
-	// Kubeconfig is used for TokenReview outside a cluster (empty:
-	// in-cluster configuration).
+	// Kubeconfig reaches the API server (TokenReview, the InferencePool)
+	// from outside a cluster (empty: in-cluster configuration).
 	Kubeconfig     string
 	Token          auth.TokenReviewOptions
 	TTLIntervals   int
@@ -84,7 +84,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CertFile, "ingest.tls-cert-file", o.CertFile, "the ingest server's TLS certificate")
 	fs.StringVar(&o.KeyFile, "ingest.tls-key-file", o.KeyFile, "the ingest server's TLS private key")
 	fs.StringVar(&o.ClientCAFile, "ingest.client-ca-file", o.ClientCAFile, "CA that signs the agents' client certificates (mtls)")
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig for TokenReview outside a cluster (empty: in-cluster)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig for the API server (TokenReview, InferencePool) outside a cluster (empty: in-cluster)")
 	fs.IntVar(&o.TTLIntervals, "ingest.ttl-intervals", o.TTLIntervals, "a node whose report is older than this many of its agent's intervals is stale")
 	fs.IntVar(&o.MaxReportBytes, "ingest.max-report-bytes", o.MaxReportBytes, "largest report accepted")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
@@ -144,7 +144,6 @@ func (o *Options) Validate() error {
 	if err := o.ExtProcTLS.Validate(o.ExtProcAddress); err != nil {
 		errs = append(errs, err)
 	}
-	o.Pool.Kubeconfig = o.Kubeconfig
 	if err := o.Pool.Validate(); err != nil {
 		errs = append(errs, err)
 	}
