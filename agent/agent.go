@@ -19,11 +19,9 @@ import (
 	"github.com/headroom-dev/headroom/agent/exporter"
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/internal/version"
 	"github.com/headroom-dev/headroom/snapshot"
 )
-
-// Version is the agent's version, set at link time.
-var Version = "dev"
 
 // shutdownGrace bounds how long in-flight scrapes may finish on shutdown.
 const shutdownGrace = 5 * time.Second
@@ -80,7 +78,7 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 		_ = runner.Close()
 		return nil, fmt.Errorf("listen on %s: %w", opts.ListenAddress, err)
 	}
-	a.metrics = newMetricsHandler(sampler.Latest, opts.Interval, logger, exporter.New(sampler.Latest, Version), reg)
+	a.metrics = newMetricsHandler(sampler.Latest, opts.Interval, logger, exporter.New(sampler.Latest), reg)
 	sampler.onPublish = func() {
 		if a.publisher != nil {
 			a.publisher.notify()
@@ -122,8 +120,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else {
 		close(streamDone)
 	}
-	a.logger.Info("agent started", "node", a.opts.NodeName, "listen", a.Addr().String(),
-		"interval", a.opts.Interval, "collectors", a.opts.Enabled())
+	// The GPU backend is the command's: it logs simulated GPUs itself.
+	a.logger.Info("agent started", append([]any{"node", a.opts.NodeName, "listen", a.Addr().String(),
+		"interval", a.opts.Interval, "collectors", a.opts.Enabled()}, version.Get().LogAttrs()...)...)
 
 	var err error
 	select {

@@ -101,7 +101,7 @@ func TestWithoutNVMLLibrary(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)
 	}
-	for _, want := range []string{`headroom_collector_success{collector="nvml"} 0`, "headroom_agent_build_info{"} {
+	for _, want := range []string{`headroom_collector_success{collector="nvml"} 0`, "headroom_build_info{"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -50,7 +50,7 @@ func TestMetricsHandler(t *testing.T) {
 	t.Parallel()
 	var cur atomic.Pointer[snapshot.Snapshot]
 	cur.Store(snapWithTemp(40))
-	e := exporter.New(cur.Load, "test")
+	e := exporter.New(cur.Load)
 	h := newMetricsHandler(cur.Load, time.Second, testutil.Logger(), e, runtimeRegistry())
 	const temp = `headroom_gpu_temperature_celsius{container="",gpu="0",model="G",namespace="",node="n",pod="",uuid="GPU-a"}`
 
@@ -100,9 +100,9 @@ func TestMetricsHandler(t *testing.T) {
 func TestMetricsHandlerBeforeFirstSample(t *testing.T) {
 	t.Parallel()
 	none := func() *snapshot.Snapshot { return nil }
-	h := newMetricsHandler(none, time.Second, testutil.Logger(), exporter.New(none, "test"), runtimeRegistry())
+	h := newMetricsHandler(none, time.Second, testutil.Logger(), exporter.New(none), runtimeRegistry())
 	resp, body := serve(t, h, nil)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "headroom_agent_build_info") || strings.Contains(body, "headroom_gpu_") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "headroom_build_info") || strings.Contains(body, "headroom_gpu_") {
 		t.Errorf("before the first sample: status %d, body:\n%s", resp.StatusCode, body)
 	}
 }
@@ -110,7 +110,7 @@ func TestMetricsHandlerBeforeFirstSample(t *testing.T) {
 func TestPrewarmFollowsEachFormatsScrapePeriod(t *testing.T) {
 	t.Parallel()
 	var cur atomic.Pointer[snapshot.Snapshot]
-	h := newMetricsHandler(cur.Load, time.Second, testutil.Logger(), exporter.New(cur.Load, "test"))
+	h := newMetricsHandler(cur.Load, time.Second, testutil.Logger(), exporter.New(cur.Load))
 	now := time.Unix(1000, 0)
 	h.now = func() time.Time { return now }
 	temp := 40.0

@@ -6,14 +6,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/headroom-dev/headroom/internal/version"
 )
 
-// runtimeRegistry holds the Go and process collectors.
+// runtimeRegistry holds the Go and process collectors and
+// headroom_build_info.
 func runtimeRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		version.Get().Collector(),
 	)
 	return reg
 }

@@ -14,6 +14,12 @@
 #                       (InferencePool; ServiceMonitor, PodMonitor,
 #                       PrometheusRule; HTTPRoute), for kubeconform's
 #                       schemas and for installing into envtest
+#   crds-gateways/      the same for what gateway.provider renders: Istio's
+#   schemas-gateways/   DestinationRule (istio.io/api) and GKE's
+#                       HealthCheckPolicy and GCPBackendPolicy (hack/crds:
+#                       the module proxy does not serve Google's); folders
+#                       of their own, so an older copy of this script
+#                       sharing the cache leaves them alone
 #
 # Each part has a stamp recording its versions; a second run with the same
 # versions reuses it. Prints the folder.
@@ -29,6 +35,7 @@ K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 GIE_VERSION="${GIE_VERSION:-v1.6.0}"
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.4.0}"
+ISTIO_API_VERSION="${ISTIO_API_VERSION:-v1.32.0}"
 GO="${GO:-go}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="${CHART_TOOLS_DIR:-$root/.cache/chart-tools}"
@@ -124,6 +131,25 @@ schemas() {
   stamp schemas "$want"
 }
 
+gateway_crds() {
+  local gen
+  gen="$(cat "$root"/hack/kubeschema/*.go "$root"/hack/crds/*.yaml | sha256sum | cut -c1-16)"
+  local want="$ISTIO_API_VERSION $gen"
+  if fresh gateways "$want" && [[ -d "$dest/crds-gateways" && -d "$dest/schemas-gateways" ]]; then
+    log "gateway CRDs and schemas already made"
+    return
+  fi
+  local istio
+  istio="$(moddir istio.io/api "$ISTIO_API_VERSION")"
+  rm -rf "$dest/crds-gateways" "$dest/schemas-gateways" && mkdir -p "$dest/crds-gateways"
+  awk 'BEGIN { RS = "\n---\n" } /name: destinationrules\.networking\.istio\.io/ { print; exit }' \
+    "$istio/kubernetes/customresourcedefinitions.gen.yaml" >"$dest/crds-gateways/networking.istio.io_destinationrules.yaml"
+  [[ -s "$dest/crds-gateways/networking.istio.io_destinationrules.yaml" ]] || { log "no DestinationRule CRD in istio.io/api $ISTIO_API_VERSION"; exit 1; }
+  install -m 0644 "$root"/hack/crds/*.yaml "$dest/crds-gateways/"
+  (cd "$root" && "$GO" run ./hack/kubeschema -out "$dest/schemas-gateways" "$dest"/crds-gateways/*.yaml)
+  stamp gateways "$want"
+}
+
 mkdir -p "$dest/bin"
 build helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION $(
@@ -137,4 +163,5 @@ build kubeconform github.com/yannh/kubeconform "$KUBECONFORM_VERSION" \
   github.com/yannh/kubeconform/cmd/kubeconform ""
 crds
 schemas
+gateway_crds
 echo "$dest"

@@ -7,13 +7,11 @@ import (
 )
 
 type agentDefs struct {
-	buildInfo, success, duration, sampleTime, sampleDuration *def
+	success, duration, sampleTime, sampleDuration *def
 }
 
 func (e *Exporter) newAgentDefs() agentDefs {
 	return agentDefs{
-		buildInfo: e.def("headroom_agent_build_info", "gauge", "agent",
-			"Always 1; labels give the agent's version and Go version.", "version", "goversion"),
 		success: e.def("headroom_collector_success", "gauge", "agent",
 			"1 if the collector succeeded in the last sample, else 0.", "collector"),
 		duration: e.def("headroom_collector_duration_seconds", "gauge", "agent",

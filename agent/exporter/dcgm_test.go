@@ -71,7 +71,7 @@ headroom_dcgm_up{node="node-a"} 0
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := New(func() *snapshot.Snapshot { return tc.snap }, "v1")
+			e := New(func() *snapshot.Snapshot { return tc.snap })
 			if err := testutil.GatherAndCompare(e, strings.NewReader(tc.want), dcgmFamilies...); err != nil {
 				t.Error(err)
 			}

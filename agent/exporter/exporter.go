@@ -10,7 +10,6 @@ package exporter
 
 import (
 	"cmp"
-	"runtime"
 	"slices"
 	"time"
 
@@ -37,9 +36,8 @@ type def struct {
 
 // Exporter gathers the latest snapshot's families.
 type Exporter struct {
-	latest  func() *snapshot.Snapshot
-	defs    []*def
-	version string
+	latest func() *snapshot.Snapshot
+	defs   []*def
 
 	gpu   gpuDefs
 	agent agentDefs
@@ -50,9 +48,11 @@ type Exporter struct {
 }
 
 // New returns an exporter reading snapshots from latest, which may return
-// nil before the first sample. version is reported in build info.
-func New(latest func() *snapshot.Snapshot, version string) *Exporter {
-	e := &Exporter{latest: latest, version: version}
+// nil before the first sample. The build information is not the
+// snapshot's: the agent serves headroom_build_info from internal/version
+// beside the runtime collectors.
+func New(latest func() *snapshot.Snapshot) *Exporter {
+	e := &Exporter{latest: latest}
 	e.gpu = e.newGPUDefs()
 	e.dcgm = e.newDCGMDefs()
 	e.agent = e.newAgentDefs()
@@ -64,7 +64,7 @@ func New(latest func() *snapshot.Snapshot, version string) *Exporter {
 
 // Catalogue lists every metric family the exporter can emit.
 func Catalogue() []Metric {
-	e := New(nil, "")
+	e := New(nil)
 	out := make([]Metric, len(e.defs))
 	for i, d := range e.defs {
 		out[i] = d.Metric
@@ -86,7 +86,6 @@ func (e *Exporter) def(name, typ, source, help string, labels ...string) *def {
 // series' label pairs sorted by name, empty families left out.
 func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 	b := newBuilder(len(e.defs))
-	b.add(e.agent.buildInfo, 1, nil, b.lp("goversion", runtime.Version()), b.lp("version", e.version))
 	if s := e.latest(); s != nil {
 		e.gatherAgent(b, s)
 		e.gatherGPUs(b, s)

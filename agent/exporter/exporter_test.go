@@ -56,7 +56,7 @@ func fullSnapshot() *snapshot.Snapshot {
 func TestEveryCatalogueMetricIsEmittedAndLintClean(t *testing.T) {
 	t.Parallel()
 	s := fullSnapshot()
-	e := New(func() *snapshot.Snapshot { return s }, "v1")
+	e := New(func() *snapshot.Snapshot { return s })
 	fams, err := e.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestLostGPUKeepsIdentityOnly(t *testing.T) {
 	t.Parallel()
 	s := fullSnapshot()
 	s.GPUs[0] = snapshot.GPU{Index: 0, UUID: "GPU-a", Name: "H100", Lost: true, XidErrors: map[uint64]uint64{79: 1}}
-	e := New(func() *snapshot.Snapshot { return s }, "v1")
+	e := New(func() *snapshot.Snapshot { return s })
 	want := `
 # HELP headroom_gpu_lost 1 if the GPU fell off the bus (NVML_ERROR_GPU_IS_LOST); its other readings are then absent.
 # TYPE headroom_gpu_lost gauge
@@ -109,11 +109,10 @@ headroom_gpu_xid_errors_total{container="vllm",gpu="0",model="H100",namespace="l
 	}
 }
 
-func TestBeforeFirstSampleOnlyBuildInfo(t *testing.T) {
+func TestNothingBeforeFirstSample(t *testing.T) {
 	t.Parallel()
-	e := New(func() *snapshot.Snapshot { return nil }, "v1")
-	fams, _ := e.Gather()
-	if len(fams) != 1 || fams[0].GetName() != "headroom_agent_build_info" {
+	e := New(func() *snapshot.Snapshot { return nil })
+	if fams, _ := e.Gather(); len(fams) != 0 {
 		t.Errorf("families before the first sample: %v", fams)
 	}
 }

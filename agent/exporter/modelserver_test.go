@@ -80,7 +80,7 @@ headroom_modelserver_stale_since_timestamp_seconds{engine="vllm",namespace="llm"
 headroom_modelserver_values_dropped_total{engine="vllm",namespace="llm",node="node-a",pod="vllm-0",reason="negative"} 12
 headroom_modelserver_values_dropped_total{engine="vllm",namespace="llm",node="node-a",pod="vllm-0",reason="out_of_range"} 3
 `
-	e := New(func() *snapshot.Snapshot { return s }, "v1")
+	e := New(func() *snapshot.Snapshot { return s })
 	if err := testutil.GatherAndCompare(e, strings.NewReader(want), msFamilies...); err != nil {
 		t.Error(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/headroom-dev/headroom/agent"
 	"github.com/headroom-dev/headroom/internal/envflag"
+	"github.com/headroom-dev/headroom/internal/version"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -22,6 +23,7 @@ func run(args []string) int {
 	opts, gpu := agent.DefaultOptions(), defaultGPUBackend()
 	opts.AddFlags(fs)
 	gpu.AddFlags(fs)
+	showVersion := version.AddFlag(fs)
 	envflag.Usage(fs, "HEADROOM_")
 	if err := envflag.Parse(fs, "HEADROOM_", args, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -29,6 +31,10 @@ func run(args []string) int {
 		}
 		fmt.Fprintln(os.Stderr, "headroom-agent:", err)
 		return 2
+	}
+	if *showVersion {
+		fmt.Println("headroom-agent", version.Get())
+		return 0
 	}
 	if err := errors.Join(opts.Validate(), gpu.Validate()); err != nil {
 		fmt.Fprintf(os.Stderr, "headroom-agent: invalid configuration:\n%v\n", err)

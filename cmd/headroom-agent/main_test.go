@@ -27,3 +27,17 @@ func TestBadConfigurationExitsTwo(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionFlag: --version answers and exits 0 before any validation,
+// whatever else is set; HEADROOM_VERSION in the environment does not make
+// the agent print and exit (that case would start the agent: it is covered
+// in internal/envflag instead).
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"--version", "--gpu-backend=rocm"}} {
+		t.Run(args[len(args)-1], func(t *testing.T) {
+			if code := run(args); code != 0 {
+				t.Errorf("run(%q) = %d, want 0", args, code)
+			}
+		})
+	}
+}

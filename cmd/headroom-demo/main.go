@@ -14,6 +14,7 @@ import (
 
 	"github.com/headroom-dev/headroom/internal/demo"
 	"github.com/headroom-dev/headroom/internal/envflag"
+	"github.com/headroom-dev/headroom/internal/version"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -22,12 +23,17 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("headroom-demo", flag.ContinueOnError)
 	opts := demo.DefaultOptions()
 	opts.AddFlags(fs)
+	showVersion := version.AddFlag(fs)
 	envflag.Usage(fs, "HEADROOM_DEMO_")
 	if err := envflag.Parse(fs, "HEADROOM_DEMO_", args, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		fmt.Println("headroom-demo", version.Get())
+		return 0
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "headroom-demo:", err)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/headroom-dev/headroom/internal/envflag"
+	"github.com/headroom-dev/headroom/internal/version"
 	"github.com/headroom-dev/headroom/picker/app"
 )
 
@@ -23,6 +24,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("headroom-picker", flag.ContinueOnError)
 	opts := app.DefaultOptions()
 	opts.AddFlags(fs)
+	showVersion := version.AddFlag(fs)
 	envflag.Usage(fs, "HEADROOM_PICKER_")
 	if err := envflag.Parse(fs, "HEADROOM_PICKER_", args, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -30,6 +32,10 @@ func run(args []string) int {
 		}
 		fmt.Fprintln(os.Stderr, "headroom-picker:", err)
 		return 2
+	}
+	if *showVersion {
+		fmt.Println("headroom-picker", version.Get())
+		return 0
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "headroom-picker: invalid configuration:\n%v\n", err)

@@ -148,6 +148,22 @@ func reach(n any, all map[string]map[string]any, into map[string]any) {
 	}
 }
 
+// withObjectMeta declares apiVersion, kind and metadata at a custom
+// resource's root when its CRD leaves them out (Istio's do): the API
+// server takes them on every object whatever the schema says.
+func withObjectMeta(root map[string]any) map[string]any {
+	props, ok := root["properties"].(map[string]any)
+	if !ok {
+		return root
+	}
+	for name, typ := range map[string]string{"apiVersion": "string", "kind": "string", "metadata": "object"} {
+		if _, ok := props[name]; !ok {
+			props[name] = map[string]any{"type": typ}
+		}
+	}
+	return root
+}
+
 // fromCRD makes one schema per served version of each CRD in a YAML file.
 func fromCRD(path string) (map[string]map[string]any, error) {
 	b, err := os.ReadFile(path)
@@ -177,7 +193,7 @@ func fromCRD(path string) (map[string]map[string]any, error) {
 			if crd.Spec.Names.Kind == "" || v.Schema.OpenAPIV3Schema == nil {
 				continue
 			}
-			files[FileName(crd.Spec.Group, v.Name, crd.Spec.Names.Kind)] = Strict(v.Schema.OpenAPIV3Schema, true)
+			files[FileName(crd.Spec.Group, v.Name, crd.Spec.Names.Kind)] = withObjectMeta(Strict(v.Schema.OpenAPIV3Schema, true))
 		}
 	}
 	if len(files) == 0 {

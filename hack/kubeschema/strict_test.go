@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -62,5 +64,39 @@ func TestFileName(t *testing.T) {
 		if got := FileName(tt.group, tt.version, tt.kind); got != tt.want {
 			t.Errorf("FileName(%q, %q, %q) = %q, want %q", tt.group, tt.version, tt.kind, got, tt.want)
 		}
+	}
+}
+
+// TestCRDRootTakesObjectMeta: a CRD whose root schema declares only spec
+// and status (Istio's) still admits apiVersion, kind and metadata, as the
+// API server does, and nothing else.
+func TestCRDRootTakesObjectMeta(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+spec:
+  group: networking.istio.io
+  names: {kind: DestinationRule}
+  versions:
+    - name: v1
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, properties: {host: {type: string}}}
+`
+	path := filepath.Join(dir, "crd.yaml")
+	if err := os.WriteFile(path, []byte(crd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := fromCRD(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(files["destinationrule-networking-v1.json"])
+	want := `{"additionalProperties":false,"properties":{"apiVersion":{"type":"string"},"kind":{"type":"string"},"metadata":{"type":"object"},"spec":{"additionalProperties":false,"properties":{"host":{"type":"string"}},"type":"object"}},"type":"object"}`
+	if string(got) != want {
+		t.Errorf("schema\n%s\nwant\n%s", got, want)
 	}
 }

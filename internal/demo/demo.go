@@ -67,6 +67,10 @@ func (o *Options) Validate() error {
 		errs = append(errs, err)
 	}
 	for _, p := range o.policies() {
+		if p == cluster.PolicyEPP {
+			errs = append(errs, errors.New("--policies: epp, the reference picker, runs only in make bench-routing, which starts it on a kube-apiserver"))
+			continue
+		}
 		co := cluster.DefaultOptions()
 		co.Policy = p
 		if err := co.Validate(); err != nil {

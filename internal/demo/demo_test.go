@@ -73,4 +73,8 @@ func TestValidate(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
+	o.Policies = "round-robin,epp"
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "make bench-routing") {
+		t.Errorf("the epp policy in the demo: %v, want it sent to make bench-routing", err)
+	}
 }

@@ -59,3 +59,42 @@ func TestUsageNamesVariable(t *testing.T) {
 		t.Errorf("usage = %q", u)
 	}
 }
+
+// cliOnly is a boolean flag that envflag must leave to the command line.
+type cliOnly bool
+
+func (c *cliOnly) String() string        { return "false" }
+func (c *cliOnly) Set(string) error      { *c = true; return nil }
+func (c *cliOnly) IsBoolFlag() bool      { return true }
+func (c *cliOnly) CommandLineOnly() bool { return true }
+
+func TestCommandLineOnly(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{"environment ignored", nil, false},
+		{"command line read", []string{"--version"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var v cliOnly
+			fs.Var(&v, "version", "print the version")
+			Usage(fs, "HEADROOM_")
+			if u := fs.Lookup("version").Usage; u != "print the version" {
+				t.Errorf("usage = %q, want no environment variable named", u)
+			}
+			env := func(k string) (string, bool) { return "true", k == "HEADROOM_VERSION" }
+			if err := Parse(fs, "HEADROOM_", tt.args, env); err != nil {
+				t.Fatal(err)
+			}
+			if bool(v) != tt.want {
+				t.Errorf("--version = %v, want %v", v, tt.want)
+			}
+		})
+	}
+}

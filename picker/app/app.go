@@ -18,11 +18,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/headroom-dev/headroom/internal/certreload"
+	"github.com/headroom-dev/headroom/internal/version"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
@@ -68,7 +68,8 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	telemetryv1.RegisterTelemetryServiceServer(p.grpc, p.ingest)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.ingest.Metrics())
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.ingest.Metrics(),
+		version.Get().Collector())
 	if p.route, err = newRouting(opts, p.Store(), reg, logger); err != nil {
 		return nil, err
 	}
@@ -120,7 +121,8 @@ func (p *Picker) Run(parent context.Context) error {
 	routeCtx, routeCancel := context.WithCancel(context.WithoutCancel(parent))
 	defer routeCancel()
 	p.route.run(routeCtx, errc)
-	p.logger.Info("picker started", "name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth)
+	p.logger.Info("picker started", append([]any{"name", p.opts.Name, "ingest", p.IngestAddr().String(), "metrics", p.MetricsAddr().String(), "auth", p.opts.Auth},
+		version.Get().LogAttrs()...)...)
 	go p.prune(ctx)
 	var err error
 	select {
@@ -154,11 +156,11 @@ func authenticator(o Options, logger *slog.Logger) (auth.Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for TokenReview: %w", err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	reviews, err := auth.NewTokenReviewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for TokenReview: %w", err)
 	}
-	return auth.NewTokenReview(cs.AuthenticationV1().TokenReviews(), o.Token, logger.With("component", "auth"))
+	return auth.NewTokenReview(reviews, o.Token, logger.With("component", "auth"))
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -72,6 +72,7 @@ func TestMTLSPickerWithAgentStreamer(t *testing.T) {
 	for _, want := range []string{
 		`headroom_picker_nodes{connected="true",state="fresh"} 1`,
 		`headroom_picker_reports_received_total 1`,
+		`headroom_build_info{goarch="`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -96,6 +97,16 @@ func TestOptionsValidate(t *testing.T) {
 		{"insecure on IPv6 loopback is fine", func(o *Options) { o.Auth, o.IngestAddress = AuthInsecure, "[::1]:9004" }, ""},
 		{"no pool and no endpoints", func(o *Options) { o.Auth, o.IngestAddress, o.Pool.Endpoints = AuthInsecure, "127.0.0.1:9004", "" }, "--pool.name"},
 		{"bad view refresh", func(o *Options) { o.Auth, o.IngestAddress, o.ViewRefresh = AuthInsecure, "127.0.0.1:9004", 0 }, "view.refresh-interval"},
+		{"plaintext ext_proc off loopback", func(o *Options) {
+			o.Auth, o.IngestAddress, o.ExtProcTLS.Insecure = AuthInsecure, "127.0.0.1:9004", true
+		}, "--extproc.insecure listens only on loopback"},
+		{"plaintext ext_proc on loopback is fine", func(o *Options) {
+			o.Auth, o.IngestAddress, o.ExtProcAddress, o.ExtProcTLS.Insecure = AuthInsecure, "127.0.0.1:9004", "127.0.0.1:9002", true
+		}, ""},
+		{"plaintext ext_proc with a certificate", func(o *Options) {
+			o.Auth, o.IngestAddress, o.ExtProcAddress, o.ExtProcTLS.Insecure, o.ExtProcTLS.CertFile, o.ExtProcTLS.KeyFile = AuthInsecure, "127.0.0.1:9004", "127.0.0.1:9002", true, "c", "k"
+		}, "contradicts"},
+		{"ext_proc certificate without key", func(o *Options) { o.Auth, o.IngestAddress, o.ExtProcTLS.CertFile = AuthInsecure, "127.0.0.1:9004", "c" }, "go together"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,8 +37,8 @@ type Options struct {
 	CertFile, KeyFile string
 	// ClientCAFile verifies agents' client certificates (mtls).
 	ClientCAFile string
-	// Kubeconfig is used for TokenReview outside a cluster (empty:
-	// in-cluster configuration).
+	// Kubeconfig reaches the API server (TokenReview, the InferencePool)
+	// from outside a cluster (empty: in-cluster configuration).
 	Kubeconfig     string
 	Token          auth.TokenReviewOptions
 	TTLIntervals   int
@@ -49,6 +49,9 @@ type Options struct {
 	// the gRPC health services.
 	ExtProcAddress, HealthAddress string
 	ExtProc                       extproc.Options
+	// ExtProcTLS is the ext_proc port's transport (the health port is
+	// always plaintext gRPC, as the reference picker's).
+	ExtProcTLS ExtProcTLS
 	// Pool names the endpoints: an InferencePool or a static list.
 	Pool pool.Options
 	// ScoringConfig is a scoring configuration file (empty: defaults).
@@ -67,7 +70,7 @@ func DefaultOptions() Options {
 	return Options{
 		Name: host, IngestAddress: ":9004", MetricsAddress: ":9090", Auth: AuthToken,
 		Token: auth.DefaultTokenReviewOptions(), TTLIntervals: 3, MaxReportBytes: ingest.DefaultMaxReportBytes, LogLevel: "info",
-		ExtProcAddress: ":9002", HealthAddress: ":9003", ExtProc: extproc.DefaultOptions(), Pool: pool.DefaultOptions(),
+		ExtProcAddress: ":9002", HealthAddress: ":9003", ExtProc: extproc.DefaultOptions(), ExtProcTLS: DefaultExtProcTLS(), Pool: pool.DefaultOptions(),
 		ViewRefresh: 20 * time.Millisecond, DrainDelay: 5 * time.Second, ShutdownGrace: 20 * time.Second,
 	}
 }
@@ -81,7 +84,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CertFile, "ingest.tls-cert-file", o.CertFile, "the ingest server's TLS certificate")
 	fs.StringVar(&o.KeyFile, "ingest.tls-key-file", o.KeyFile, "the ingest server's TLS private key")
 	fs.StringVar(&o.ClientCAFile, "ingest.client-ca-file", o.ClientCAFile, "CA that signs the agents' client certificates (mtls)")
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig for TokenReview outside a cluster (empty: in-cluster)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig for the API server (TokenReview, InferencePool) outside a cluster (empty: in-cluster)")
 	fs.IntVar(&o.TTLIntervals, "ingest.ttl-intervals", o.TTLIntervals, "a node whose report is older than this many of its agent's intervals is stale")
 	fs.IntVar(&o.MaxReportBytes, "ingest.max-report-bytes", o.MaxReportBytes, "largest report accepted")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
@@ -93,6 +96,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.DrainDelay, "shutdown.drain-delay", o.DrainDelay, "on SIGTERM, how long to report NOT_SERVING before refusing new requests")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown.grace", o.ShutdownGrace, "then, how long in-flight requests and streamed responses get to finish (keep drain + grace under terminationGracePeriodSeconds)")
 	o.ExtProc.AddFlags(fs)
+	o.ExtProcTLS.AddFlags(fs)
 	o.Pool.AddFlags(fs)
 }
 
@@ -137,7 +141,9 @@ func (o *Options) Validate() error {
 	if err := o.ExtProc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	o.Pool.Kubeconfig = o.Kubeconfig
+	if err := o.ExtProcTLS.Validate(o.ExtProcAddress); err != nil {
+		errs = append(errs, err)
+	}
 	if err := o.Pool.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -82,6 +82,17 @@ func dialPlain(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
+// dialGateway connects to the ext_proc port as a GIE gateway does: TLS,
+// the picker's self-signed certificate not verified.
+func dialGateway(t *testing.T, addr string) *grpc.ClientConn {
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(gatewayTLS(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
 func healthStatus(t *testing.T, c healthpb.HealthClient, service string) healthpb.HealthCheckResponse_ServingStatus {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -111,7 +122,7 @@ func sendReport(t *testing.T, p *Picker, r *telemetryv1.NodeReport) {
 func routeChat(t *testing.T, addr, body string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := extprocv3.NewExternalProcessorClient(dialPlain(t, addr)).Process(ctx)
+	st, err := extprocv3.NewExternalProcessorClient(dialGateway(t, addr)).Process(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/headroom-dev/headroom/internal/servingcert"
 	"github.com/headroom-dev/headroom/picker/extproc"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	"github.com/headroom-dev/headroom/picker/pool"
@@ -39,7 +40,11 @@ type routing struct {
 	healthSrv  *grpc.Server
 	extLn      net.Listener
 	healthLn   net.Listener
-	logger     *slog.Logger
+	// cert is the ext_proc serving certificate kept current; nil when
+	// plaintext.
+	cert           *servingcert.Source
+	reloadInterval time.Duration
+	logger         *slog.Logger
 }
 
 func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger *slog.Logger) (*routing, error) {
@@ -69,7 +74,7 @@ func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger
 	r.setTargets(src.Endpoints())
 	r.refresher = store.NewRefresher(func() []store.Target { return *r.targets.Load() }, nodes, o.ViewRefresh)
 	r.router = &router{views: r.refresher, picker: picker, n: o.ExtProc.FallbackEndpoints, metrics: newRouteMetrics(), now: time.Now}
-	reg.MustRegister(r.router.metrics)
+	reg.MustRegister(r.router.metrics, inflightCollector{targets: func() []store.Target { return *r.targets.Load() }, tracker: picker.Tracker()})
 	var extOpts []extproc.ServerOption
 	if cfg != nil {
 		if r.objectives, err = pool.NewObjectives(cfg, o.Pool.Namespace, o.Pool.Pool, logger.With("component", "objectives")); err != nil {
@@ -82,7 +87,13 @@ func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger
 		return nil, err
 	}
 	r.health = newHealth()
-	r.ext = grpc.NewServer()
+	creds, cert, err := o.ExtProcTLS.credentials([]string{o.Name, "localhost", "127.0.0.1", "::1"}, logger.With("component", "extproc-tls"))
+	if err != nil {
+		return nil, err
+	}
+	r.cert, r.reloadInterval = cert, o.ExtProcTLS.ReloadInterval
+	r.ext = grpc.NewServer(append(o.ExtProc.GRPCServerOptions(), creds...)...)
+	reg.MustRegister(extProcCollector{ext})
 	extprocv3.RegisterExternalProcessorServer(r.ext, ext)
 	healthpb.RegisterHealthServer(r.ext, r.health)
 	r.healthSrv = grpc.NewServer()
@@ -121,6 +132,9 @@ func (r *routing) run(ctx context.Context, errc chan<- error) {
 	}
 	go r.follow(ctx)
 	go r.refresher.Run(ctx, r.changed)
+	if r.cert != nil {
+		go r.cert.Run(ctx, r.reloadInterval)
+	}
 	go watchReadiness(ctx, r.health, r.ready, 250*time.Millisecond)
 }
 

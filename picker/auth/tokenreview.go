@@ -36,8 +36,8 @@ const DefaultAudience = "headroom-picker"
 
 const saUserPrefix = "system:serviceaccount:"
 
-// TokenReviewer creates TokenReviews. kubernetes.Interface's
-// AuthenticationV1().TokenReviews() satisfies it.
+// TokenReviewer creates TokenReviews. NewTokenReviewClient returns one;
+// client-go's typed AuthenticationV1().TokenReviews() satisfies it too.
 type TokenReviewer interface {
 	Create(ctx context.Context, tr *authnv1.TokenReview, opts metav1.CreateOptions) (*authnv1.TokenReview, error)
 }
@@ -154,7 +154,7 @@ type TokenReview struct {
 const maxReviewsInFlight = 16
 
 // NewTokenReview returns a TokenReview authenticator. reviewer is usually
-// clientset.AuthenticationV1().TokenReviews().
+// NewTokenReviewClient's.
 func NewTokenReview(reviewer TokenReviewer, opts TokenReviewOptions, logger *slog.Logger) (*TokenReview, error) {
 	if reviewer == nil {
 		return nil, errors.New("token review: nil reviewer")

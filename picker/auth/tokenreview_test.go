@@ -40,6 +40,7 @@ func TestTokenReviewAPIServer(t *testing.T) {
 	t.Run("token bound to the node, not a pod", f.rejectsNodeBound)
 	t.Run("service account not allowed", f.rejectsOtherAccount)
 	t.Run("token of a deleted pod", f.rejectsDeletedPod)
+	t.Run("the picker's TokenReview client", f.ownClientAgrees)
 	t.Run("API server stopped", f.unavailableWhenStopped)
 }
 

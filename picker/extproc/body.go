@@ -134,7 +134,9 @@ const maxSSELine = 256 << 10
 // responseMeter watches the response: status, first byte, and usage from
 // a JSON body (kept up to a limit) or from the last SSE data line before
 // "data: [DONE]" (scanned line by line; only the partial line and the
-// last data line are kept).
+// last data line are kept). What it keeps counts against the server's
+// budget; when the budget is spent it stops keeping (the usage goes
+// unread) and the response passes through all the same.
 type responseMeter struct {
 	status    int
 	streamed  bool
@@ -142,20 +144,29 @@ type responseMeter struct {
 	firstByte time.Duration
 	seen      bool
 
-	limit int
-	body  []byte // JSON body so far; dropped when over limit
-	over  bool
+	budget *budget
+	limit  int
+	body   buffer // JSON body so far; dropped when over limit or budget
+	over   bool
 
-	line     []byte // SSE: the line carried over from the previous chunk
+	line     buffer // SSE: the line carried over from the previous chunk
 	skipping bool   // SSE: the current line overflowed; skip to its end
-	last     []byte // SSE: the last data payload before [DONE]
+	last     buffer // SSE: the last data payload before [DONE]
 	ended    bool   // SSE: saw [DONE]
 
 	prompt, completion int
 }
 
+// release gives back what the meter holds.
+func (m *responseMeter) release() {
+	m.body.release()
+	m.line.release()
+	m.last.release()
+}
+
 func (m *responseMeter) start(hm *corev3.HeaderMap, limit int) {
 	m.limit = limit
+	m.body.budget, m.line.budget, m.last.budget = m.budget, m.budget, m.budget
 	for _, h := range hm.GetHeaders() {
 		v := h.GetValue()
 		if raw := h.GetRawValue(); len(raw) > 0 {
@@ -184,20 +195,19 @@ func (m *responseMeter) write(p []byte, eos bool) {
 		m.scanSSE(p)
 		if eos {
 			m.endLine()
-			m.readUsage(m.last)
+			m.readUsage(m.last.b)
 		}
 	case m.json:
-		if eos && m.body == nil && !m.over {
+		if eos && m.body.b == nil && !m.over {
 			m.readUsage(p) // the whole body in one chunk: no copy
 			return
 		}
-		if !m.over && len(m.body)+len(p) <= m.limit {
-			m.body = append(m.body, p...)
-		} else {
-			m.over, m.body = true, nil
+		if !m.over && m.body.append(p, m.limit) != nil {
+			m.over = true
+			m.body.release()
 		}
 		if eos && !m.over {
-			m.readUsage(m.body)
+			m.readUsage(m.body.b)
 		}
 	}
 }
@@ -210,7 +220,7 @@ func (m *responseMeter) scanSSE(p []byte) {
 			m.carry(p)
 			return
 		}
-		if len(m.line) == 0 && !m.skipping {
+		if len(m.line.b) == 0 && !m.skipping {
 			m.onLine(p[:i])
 		} else {
 			m.carry(p[:i])
@@ -221,19 +231,22 @@ func (m *responseMeter) scanSSE(p []byte) {
 }
 
 func (m *responseMeter) carry(p []byte) {
-	if m.skipping || len(m.line)+len(p) > maxSSELine {
-		m.skipping, m.line = true, nil // release it: such lines are rare
+	if m.skipping {
 		return
 	}
-	m.line = append(m.line, p...)
+	if m.line.append(p, maxSSELine) != nil {
+		m.skipping = true // over the line limit or the budget: skip it
+		m.line.release()
+	}
 }
 
 // endLine handles the carried line, if any.
 func (m *responseMeter) endLine() {
-	if !m.skipping && len(m.line) > 0 {
-		m.onLine(m.line)
+	if !m.skipping && len(m.line.b) > 0 {
+		m.onLine(m.line.b)
 	}
-	m.line, m.skipping = m.line[:0], false
+	m.line.truncate()
+	m.skipping = false
 }
 
 func (m *responseMeter) onLine(line []byte) {
@@ -246,7 +259,10 @@ func (m *responseMeter) onLine(line []byte) {
 		m.ended = true
 		return
 	}
-	m.last = append(m.last[:0], payload...)
+	m.last.truncate()
+	if m.last.append(payload, maxSSELine) != nil {
+		m.last.release() // over the budget: this payload goes unread
+	}
 }
 
 func (m *responseMeter) readUsage(doc []byte) {

@@ -91,8 +91,8 @@ func TestSSELongLineSkipped(t *testing.T) {
 	for i := 0; i < len(long); i += 1000 {
 		m.write([]byte(long[i:min(i+1000, len(long))]), false)
 	}
-	if !m.skipping || cap(m.line) != 0 {
-		t.Errorf("over-long line: skipping %v, %d bytes still held", m.skipping, cap(m.line))
+	if !m.skipping || cap(m.line.b) != 0 {
+		t.Errorf("over-long line: skipping %v, %d bytes still held", m.skipping, cap(m.line.b))
 	}
 	m.write([]byte("xx\ndata: [DONE]\n"), true)
 	if o := m.outcome(0); o.PromptTokens != 2 || o.CompletionTokens != 3 {

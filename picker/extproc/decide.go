@@ -43,6 +43,10 @@ func (st *stream) decide(md *corev3.Metadata, withBody, trailers bool) ([]*extpr
 			st.req.Model, setModel = model, model
 		}
 	}
+	if msg, err := checkModel(st.req.Model); err != nil {
+		st.srv.counters.refuse(RefusedModel)
+		return nil, reject(400, msg, fmt.Errorf("%w: %w", ErrBadRequest, err))
+	}
 	if md == nil {
 		md = st.headerMeta
 	}

@@ -118,15 +118,21 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// immediate ends the request with an HTTP status and a short JSON body.
-func immediate(code int, msg string) *extprocv3.ProcessingResponse {
+// immediate ends the request with an HTTP status and a short JSON body;
+// retryAfter, when positive, is sent as Retry-After (seconds), which a
+// 429 for a passing overload carries.
+func immediate(code int, msg string, retryAfter int) *extprocv3.ProcessingResponse {
 	var e errorBody
 	e.Error.Code, e.Error.Message = code, msg
 	body, _ := json.Marshal(e) // cannot fail: two plain fields
+	set := []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}
+	if retryAfter > 0 {
+		set = append(set, setHeader("retry-after", strconv.Itoa(retryAfter)))
+	}
 	return &extprocv3.ProcessingResponse{
 		Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
-			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}},
+			Headers: &extprocv3.HeaderMutation{SetHeaders: set},
 			Body:    body,
 			Details: "headroom_picker_" + strconv.Itoa(code),
 		}},

@@ -105,6 +105,9 @@ type Server struct {
 	log       *slog.Logger
 	sheddable func(objective string) bool
 	now       func() time.Time
+	// budget is the bytes all streams may hold; counters feed Stats.
+	budget   budget
+	counters counters
 }
 
 // ServerOption customises a Server.
@@ -127,7 +130,7 @@ func New(d Decider, opts Options, log *slog.Logger, so ...ServerOption) (*Server
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{decider: d, opts: opts, log: log, now: time.Now}
+	s := &Server{decider: d, opts: opts, log: log, now: time.Now, budget: budget{limit: opts.MaxBufferedBytes}}
 	for _, o := range so {
 		o(s)
 	}
@@ -135,10 +138,23 @@ func New(d Decider, opts Options, log *slog.Logger, so ...ServerOption) (*Server
 }
 
 // Process runs one ext_proc stream: one HTTP request and its response.
+// Over --extproc.max-streams the request is answered 429 at once; every
+// phase has a deadline (see stream.wait).
 func (s *Server) Process(gs extprocv3.ExternalProcessor_ProcessServer) error {
 	st := newStream(s, gs)
+	defer st.release()
+	in := startReceiver(gs)
+	defer in.stop()
+	if n := s.counters.streams.Add(1); n > int64(s.opts.MaxStreams) {
+		s.counters.streams.Add(-1)
+		return st.overCapacity(in)
+	}
+	defer s.counters.streams.Add(-1)
 	for {
-		req, err := gs.Recv()
+		req, err := in.next(st.wait())
+		if errors.Is(err, errIdle) {
+			return st.expire()
+		}
 		if err != nil {
 			return st.closed(err)
 		}
@@ -146,6 +162,7 @@ func (s *Server) Process(gs extprocv3.ExternalProcessor_ProcessServer) error {
 		if err := st.send(out...); err != nil {
 			return st.broken(fmt.Errorf("send: %w", err))
 		}
+		st.sent()
 		if herr == nil {
 			continue
 		}
@@ -154,6 +171,17 @@ func (s *Server) Process(gs extprocv3.ExternalProcessor_ProcessServer) error {
 		}
 		return st.broken(herr)
 	}
+}
+
+// overCapacity answers a stream over the limit with 429 once its request
+// headers arrive (Envoy sends them first, at once), holding no slot.
+func (st *stream) overCapacity(in *receiver) error {
+	st.srv.counters.refuse(RefusedStreams)
+	if _, err := in.next(st.srv.opts.RequestIdleTimeout); err != nil {
+		return nil // gone, or silent: nothing to answer
+	}
+	return st.reject(&rejection{status: 429, msg: "too many requests in flight at the endpoint picker", retryAfter: 1,
+		err: fmt.Errorf("over --extproc.max-streams %d", st.srv.opts.MaxStreams)})
 }
 
 // closed ends the stream after Recv failed: io.EOF or a cancelled
@@ -173,19 +201,19 @@ func (st *stream) broken(err error) error {
 	st.finish(err)
 	switch {
 	case errors.Is(err, errProtocol):
-		st.log.Warn("ext_proc protocol error", "request_id", st.req.Headers["x-request-id"], "err", err)
+		st.log.Warn("ext_proc protocol error", "request_id", st.requestID, "err", err)
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
 		return nil
 	}
-	st.log.Debug("ext_proc stream broken", "request_id", st.req.Headers["x-request-id"], "err", err)
+	st.log.Debug("ext_proc stream broken", "request_id", st.requestID, "err", err)
 	return status.Error(codes.Unavailable, err.Error())
 }
 
 // reject answers with an ImmediateResponse and ends the stream.
 func (st *stream) reject(rej *rejection) error {
-	st.log.Debug("request rejected", "request_id", st.req.Headers["x-request-id"], "status", rej.status, "err", rej.err)
-	err := st.send(immediate(rej.status, rej.msg))
+	st.log.Debug("request rejected", "request_id", st.requestID, "status", rej.status, "err", rej.err)
+	err := st.send(immediate(rej.status, rej.msg, rej.retryAfter))
 	st.finish(rej.err)
 	if err != nil {
 		return status.Error(codes.Unavailable, fmt.Sprintf("send immediate response: %v", err))

@@ -34,12 +34,19 @@ var phaseNames = [...]string{"awaiting request headers", "buffering request body
 
 func (p phase) String() string { return phaseNames[p] }
 
+// metricName is the phase as a label value.
+func (p phase) metricName() string { return strings.ReplaceAll(phaseNames[p], " ", "_") }
+
 var (
 	// errProtocol is a message Envoy would not send in the stream's phase.
 	errProtocol = errors.New("ext_proc protocol error")
 	// errStreamClosed is Envoy closing the stream before the response
 	// ended (the client left, or the gateway gave up).
 	errStreamClosed = errors.New("stream closed before the response ended")
+	// errPickExpired: no response headers within ResponseTimeout.
+	errPickExpired = errors.New("no response headers in time: pick released")
+	// errResponseIdle: the response body stalled past ResponseIdleTimeout.
+	errResponseIdle = errors.New("response body stalled: pick released")
 )
 
 // rejection is a request answered with an ImmediateResponse.
@@ -47,6 +54,9 @@ type rejection struct {
 	status int
 	msg    string // short, public: it goes into the response body
 	err    error
+	// retryAfter is the Retry-After seconds of a 429 for a passing
+	// overload; 0 for none.
+	retryAfter int
 }
 
 func (r *rejection) Error() string { return fmt.Sprintf("%d %s: %v", r.status, r.msg, r.err) }
@@ -64,9 +74,14 @@ type stream struct {
 	state phase
 
 	req           Request
+	requestID     string           // x-request-id, for logs
 	headerMeta    *corev3.Metadata // the request headers' metadata_context
 	modelHeader   bool             // x-gateway-model-name was set
 	contentLength int              // from the request headers; -1 when absent
+	// body holds the request body until it is sent on; headers counts the
+	// request headers' bytes against the budget until then.
+	body    chunks
+	headers buffer
 
 	routed    bool
 	reported  bool // Done was called
@@ -80,7 +95,9 @@ type stream struct {
 }
 
 func newStream(s *Server, gs extprocv3.ExternalProcessor_ProcessServer) *stream {
-	return &stream{srv: s, gs: gs, log: s.log, contentLength: -1}
+	st := &stream{srv: s, gs: gs, log: s.log, contentLength: -1}
+	st.body.budget, st.headers.budget, st.meter.budget = &s.budget, &s.budget, &s.budget
+	return st
 }
 
 // send is the one place responses leave: in order, stopping at the first
@@ -92,6 +109,25 @@ func (st *stream) send(out ...*extprocv3.ProcessingResponse) error {
 		}
 	}
 	return nil
+}
+
+// sent runs after a message's responses went out: once the request has
+// been sent on, its body and headers are no longer held (a streamed
+// response may keep the stream open for minutes).
+func (st *stream) sent() {
+	if st.state >= awaitingResponseHeaders && st.req.Headers != nil {
+		st.body.release()
+		st.headers.release()
+		st.req.Body, st.req.Headers = nil, nil
+	}
+}
+
+// release gives back everything the stream holds; it runs when the
+// stream ends, however it ends.
+func (st *stream) release() {
+	st.body.release()
+	st.headers.release()
+	st.meter.release()
 }
 
 // handle dispatches one message to its phase's handler and returns the
@@ -125,12 +161,27 @@ func (st *stream) outOfOrder(what string) error {
 	return err
 }
 
+// refuseBuffer maps a buffer error to its answer: 413 past the body
+// limit, 429 (retry in a second) when the budget is spent.
+func (st *stream) refuseBuffer(err error, what string) error {
+	if errors.Is(err, errTooLarge) {
+		st.srv.counters.refuse(RefusedTooLarge)
+		return reject(413, what+" too large", fmt.Errorf("%w: %w (%d bytes at most)", ErrBadRequest, err, st.srv.opts.MaxBodyBytes))
+	}
+	st.srv.counters.refuse(RefusedBuffer)
+	return &rejection{status: 429, msg: "endpoint picker busy: request buffers full, retry", retryAfter: 1,
+		err: fmt.Errorf("%s: %w (--extproc.max-buffered-bytes %d)", what, err, st.srv.opts.MaxBufferedBytes)}
+}
+
 func (st *stream) onRequestHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) ([]*extprocv3.ProcessingResponse, error) {
 	if st.state != awaitingRequestHeaders {
 		return nil, st.outOfOrder("request headers")
 	}
-	st.readHeaders(h.GetHeaders())
+	n := st.readHeaders(h.GetHeaders())
 	st.headerMeta = req.GetMetadataContext()
+	if err := st.headers.reserveOnly(n); err != nil {
+		return nil, st.refuseBuffer(err, "request headers")
+	}
 	if h.GetEndOfStream() {
 		return st.decide(req.GetMetadataContext(), false, false)
 	}
@@ -138,129 +189,69 @@ func (st *stream) onRequestHeaders(req *extprocv3.ProcessingRequest, h *extprocv
 		return nil, reject(400, "request body must be application/json", fmt.Errorf("%w: content-type %q", ErrBadRequest, ct))
 	}
 	if st.contentLength > st.srv.opts.MaxBodyBytes {
-		return nil, reject(400, "request body too large", fmt.Errorf("%w: content-length %d over %d", ErrBadRequest, st.contentLength, st.srv.opts.MaxBodyBytes))
+		return nil, st.refuseBuffer(errTooLarge, "request body")
 	}
 	st.state = bufferingRequestBody
 	return nil, nil
 }
 
-// readHeaders fills the request's headers, path, method and model header.
-func (st *stream) readHeaders(hm *corev3.HeaderMap) {
+// readHeaders fills the request's headers, path, method and model header
+// and returns the bytes they take.
+func (st *stream) readHeaders(hm *corev3.HeaderMap) int {
 	hs := hm.GetHeaders()
 	st.req.Headers = make(map[string]string, len(hs))
+	size := 0
 	for _, h := range hs {
 		k := strings.ToLower(h.GetKey())
 		v := h.GetValue()
 		if raw := h.GetRawValue(); len(raw) > 0 {
 			v = string(raw)
 		}
+		size += len(k) + len(v)
 		if old, ok := st.req.Headers[k]; ok {
 			v = old + "," + v
 		}
 		st.req.Headers[k] = v
 	}
 	st.req.Path, st.req.Method = st.req.Headers[":path"], st.req.Headers[":method"]
+	st.requestID = st.req.Headers["x-request-id"]
 	if m := st.req.Headers[headerModel]; m != "" {
 		st.req.Model, st.modelHeader = m, true
 	}
 	if cl, err := strconv.Atoi(st.req.Headers["content-length"]); err == nil && cl >= 0 {
 		st.contentLength = cl
 	}
+	return size
 }
 
 func (st *stream) onRequestBody(req *extprocv3.ProcessingRequest, b *extprocv3.HttpBody) ([]*extprocv3.ProcessingResponse, error) {
 	if st.state != bufferingRequestBody {
 		return nil, st.outOfOrder("request body")
 	}
-	chunk, limit := b.GetBody(), st.srv.opts.MaxBodyBytes
-	if len(st.req.Body)+len(chunk) > limit {
-		return nil, reject(400, "request body too large", fmt.Errorf("%w: body over %d bytes", ErrBadRequest, limit))
-	}
-	switch {
-	case st.req.Body == nil && b.GetEndOfStream():
-		st.req.Body = chunk // the whole body in one message: no copy
-	case st.req.Body == nil && st.contentLength > 0:
-		st.req.Body = append(make([]byte, 0, min(max(st.contentLength, len(chunk)), limit)), chunk...)
-	default:
-		st.req.Body = append(st.req.Body, chunk...)
+	if err := st.body.add(b.GetBody(), st.srv.opts.MaxBodyBytes); err != nil {
+		return nil, st.refuseBuffer(err, "request body")
 	}
 	if !b.GetEndOfStream() {
 		return nil, nil
 	}
-	return st.decide(req.GetMetadataContext(), true, false)
+	return st.decideBody(req, false)
 }
 
 func (st *stream) onRequestTrailers(req *extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error) {
 	if st.state != bufferingRequestBody {
 		return nil, st.outOfOrder("request trailers")
 	}
-	return st.decide(req.GetMetadataContext(), true, true)
+	return st.decideBody(req, true)
 }
 
-func (st *stream) onResponseHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) ([]*extprocv3.ProcessingResponse, error) {
-	if st.state != awaitingResponseHeaders {
-		return nil, st.outOfOrder("response headers")
+// decideBody joins the complete body and decides.
+func (st *stream) decideBody(req *extprocv3.ProcessingRequest, trailers bool) ([]*extprocv3.ProcessingResponse, error) {
+	body, err := st.body.join()
+	if err != nil {
+		return nil, st.refuseBuffer(err, "request body")
 	}
-	st.served = servedEndpoint(req.GetMetadataContext())
-	st.meter.start(h.GetHeaders(), st.srv.opts.MaxBodyBytes)
-	out := []*extprocv3.ProcessingResponse{responseHeadersResponse(st.served)}
-	if h.GetEndOfStream() {
-		st.meter.sawByte(st.since())
-		st.complete(nil)
-		return out, nil
-	}
-	st.state = streamingResponseBody
-	return out, nil
-}
-
-func (st *stream) onResponseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingResponse, error) {
-	if st.state != streamingResponseBody {
-		return nil, st.outOfOrder("response body")
-	}
-	if len(b.GetBody()) > 0 || b.GetEndOfStream() {
-		st.meter.sawByte(st.since())
-	}
-	st.meter.write(b.GetBody(), b.GetEndOfStream())
-	out := []*extprocv3.ProcessingResponse{responseBodyResponse(b.GetBody(), b.GetEndOfStream())}
-	if b.GetEndOfStream() {
-		st.complete(nil)
-	}
-	return out, nil
-}
-
-func (st *stream) onResponseTrailers() ([]*extprocv3.ProcessingResponse, error) {
-	if st.state != streamingResponseBody {
-		return nil, st.outOfOrder("response trailers")
-	}
-	st.meter.write(nil, true)
-	st.complete(nil)
-	return []*extprocv3.ProcessingResponse{trailersResponse(false)}, nil
+	st.req.Body = body
+	return st.decide(req.GetMetadataContext(), true, trailers)
 }
 
 func (st *stream) since() time.Duration { return st.srv.now().Sub(st.decidedAt) }
-
-// complete ends the response: the stream is done and the Decider told.
-func (st *stream) complete(err error) {
-	st.state = done
-	st.finish(err)
-}
-
-// finish calls Done once for a routed request; err is why the stream
-// ended early (nil when the response ended).
-func (st *stream) finish(err error) {
-	if !st.routed || st.reported {
-		return
-	}
-	st.reported = true
-	if st.state == done {
-		err = nil
-	} else if err == nil {
-		err = errStreamClosed
-	}
-	o := st.meter.outcome(st.since())
-	o.Err, o.Served = err, st.endpoints[0]
-	if st.served != "" {
-		o.Served = st.served
-	}
-	st.srv.decider.Done(st.picked, o)
-}

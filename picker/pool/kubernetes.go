@@ -18,8 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
@@ -52,7 +50,7 @@ type Kubernetes struct {
 	publisher
 	namespace, name string
 	logger          *slog.Logger
-	client          kubernetes.Interface
+	podClient       *podClient
 	dynamic         dynamic.Interface
 	debounce        time.Duration
 	kick            chan struct{} // capacity 1: something changed
@@ -84,25 +82,22 @@ func NewKubernetes(cfg *rest.Config, namespace, name string, logger *slog.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	typed := rest.CopyConfig(cfg)
-	typed.ContentType = runtime.ContentTypeProtobuf // pods: smaller and cheaper to decode
-	typed.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	client, err := kubernetes.NewForConfig(rest.AddUserAgent(typed, "headroom-picker"))
+	pods, err := newPodClient(cfg, namespace)
 	if err != nil {
-		return nil, fmt.Errorf("pool: kubernetes client: %w", err)
+		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), "headroom-picker"))
+	dyn, err := newDynamicClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pool: dynamic client: %w", err)
 	}
 	return &Kubernetes{
 		publisher: newPublisher(),
 		namespace: namespace, name: name,
-		logger:   logger.With("inferencepool", namespace+"/"+name),
-		client:   client,
-		dynamic:  dyn,
-		debounce: DefaultDebounce,
-		kick:     make(chan struct{}, 1),
+		logger:    logger.With("inferencepool", namespace+"/"+name),
+		podClient: pods,
+		dynamic:   dyn,
+		debounce:  DefaultDebounce,
+		kick:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -118,11 +113,9 @@ func (k *Kubernetes) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer k.stopPods()
 
-	k.pool = dynamicinformer.NewFilteredDynamicInformer(k.dynamic, poolResource, k.namespace, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", k.name).String()
-		},
-	).Informer()
+	k.pool = newDynamicInformer(k.dynamic, poolResource, k.namespace, 0, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", k.name).String()
+	})
 	if err := k.setUp(k.pool, "InferencePool", dropManagedFields); err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -33,7 +32,7 @@ type Objectives struct {
 
 // NewObjectives watches the objectives of pool namespace/pool through cfg.
 func NewObjectives(cfg *rest.Config, namespace, pool string, logger *slog.Logger) (*Objectives, error) {
-	dyn, err := dynamic.NewForConfig(rest.AddUserAgent(rest.CopyConfig(cfg), "headroom-picker"))
+	dyn, err := newDynamicClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("objectives: dynamic client: %w", err)
 	}
@@ -50,8 +49,7 @@ func (o *Objectives) Sheddable(objective string) bool {
 
 // Run watches until ctx ends.
 func (o *Objectives) Run(ctx context.Context) {
-	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(o.dyn, 10*time.Minute, o.namespace, nil)
-	inf := f.ForResource(ObjectiveResource).Informer()
+	inf := newDynamicInformer(o.dyn, ObjectiveResource, o.namespace, 10*time.Minute, nil)
 	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 		o.warned.Do(func() {
 			o.logger.Warn("cannot watch InferenceObjectives (is llm-d's CRD installed?); no request is sheddable by objective", "err", err)

@@ -10,7 +10,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // serviceAccountNamespace is where a pod finds its own namespace.
@@ -24,9 +23,6 @@ type Options struct {
 	// Namespace is the InferencePool's namespace (default: the picker's
 	// own namespace in a cluster, else "default").
 	Namespace string
-	// Kubeconfig is a kubeconfig path for RESTConfig (empty: in-cluster).
-	// AddFlags does not register it: the picker's --kubeconfig sets it.
-	Kubeconfig string
 	// Endpoints is a comma-separated ip:port[@node] list.
 	Endpoints string
 }
@@ -48,7 +44,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 }
 
 // Validate checks that exactly one of --pool.name and --endpoints is set
-// and that it is well formed; the error lists every problem.
+// and that it is well formed; the error lists every problem. It changes
+// nothing: defaults come from DefaultOptions.
 func (o *Options) Validate() error {
 	var errs []error
 	switch {
@@ -71,23 +68,6 @@ func (o *Options) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// RESTConfig loads the Kubernetes client configuration: Kubeconfig when
-// set, else the in-cluster one.
-func (o *Options) RESTConfig() (*rest.Config, error) {
-	if o.Kubeconfig == "" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("in-cluster kubernetes config: %w", err)
-		}
-		return cfg, nil
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig %s: %w", o.Kubeconfig, err)
-	}
-	return cfg, nil
 }
 
 // New returns the source the options name: Static for --endpoints, else

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	infv1 "sigs.k8s.io/gateway-api-inference-extension/api/v1"
 )
@@ -27,8 +26,8 @@ type podWatch struct {
 // watchPods starts an informer on the pods sel picks, filtered by the API
 // server, keeping only what endpoints need.
 func (k *Kubernetes) watchPods(ctx context.Context, sel labels.Selector) (*podWatch, error) {
-	inf := coreinformers.NewFilteredPodInformer(k.client, k.namespace, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) { o.LabelSelector = sel.String() })
+	lw := k.podClient.listWatch(func(o *metav1.ListOptions) { o.LabelSelector = sel.String() })
+	inf := newInformer(lw, &corev1.Pod{}, podResource, 0)
 	if err := k.setUp(inf, "Pod", slimPod); err != nil {
 		return nil, err
 	}

@@ -63,6 +63,8 @@ type xidHistory struct {
 	counts []xidCount
 	// newAt is the sample time of the report that showed an increase.
 	newAt int64
+	// lost is what the newest reading of the GPU said of it.
+	lost bool
 }
 
 // NewHealthFilter returns a filter treating the given Xid codes as
@@ -107,16 +109,37 @@ func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
 	}
 	sample := sampleNanos(ep.ReportSample)
 	for _, g := range ep.GPUs {
-		if g.GetHealth().GetLost() || h.newXid(ep.Node, g, sample) {
+		// newXid first: it also remembers whether the GPU was lost.
+		if xid := h.newXid(ep.Node, g, sample); xid || g.GetHealth().GetLost() {
 			return false
+		}
+	}
+	// A GPU the pod holds that this report has no reading of (the agent's
+	// NVML sample missed its deadline on a busy node, or NVML failed) keeps
+	// what its last reading said: one that was lost stays out until a
+	// report reads it again.
+	if uuids := ep.Pod.GetGpuUuids(); len(ep.GPUs) < len(uuids) {
+		for _, u := range uuids {
+			if !slices.ContainsFunc(ep.GPUs, func(g *telemetryv1.GPU) bool { return g.GetUuid() == u }) && h.lastLost(ep.Node, u) {
+				return false
+			}
 		}
 	}
 	return true
 }
 
+// lastLost reports whether the last reading of node's GPU uuid said it
+// was lost.
+func (h *HealthFilter) lastLost(node, uuid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.gpus[gpuKey{node, uuid}]
+	return st != nil && st.lost
+}
+
 // newXid reports whether g, a GPU of node, shows a critical Xid that is
-// new as of the report sampled at sample, remembering its counts for the
-// next report. On the request path it runs once per GPU per view, not per
+// new as of the report sampled at sample, remembering its counts and
+// whether it was lost for the next report. On the request path it runs once per GPU per view, not per
 // request, and in time linear in the report's Xid entries.
 func (h *HealthFilter) newXid(node string, g *telemetryv1.GPU, sample int64) bool {
 	xids := g.GetHealth().GetXidErrors()
@@ -127,8 +150,11 @@ func (h *HealthFilter) newXid(node string, g *telemetryv1.GPU, sample int64) boo
 	if st == nil {
 		h.evictIfFull()
 		// The first report of a GPU is its baseline.
-		h.gpus[key] = &xidHistory{sample: sample, counts: h.criticalCounts(xids, nil)}
+		h.gpus[key] = &xidHistory{sample: sample, counts: h.criticalCounts(xids, nil), lost: g.GetHealth().GetLost()}
 		return false
+	}
+	if sample >= st.sample {
+		st.lost = g.GetHealth().GetLost()
 	}
 	if sample > st.sample {
 		// A lower count (the agent restarted) becomes the new baseline.

@@ -198,3 +198,44 @@ func BenchmarkHealthFilterXidEntries(b *testing.B) {
 		})
 	}
 }
+
+// A report that has no reading of a GPU the pod holds (the agent's NVML
+// sample missed its deadline) does not bring a lost GPU back: it stays out
+// until a report reads it healthy again.
+func TestHealthFilterLostGPUWithoutReading(t *testing.T) {
+	t.Parallel()
+	h := NewHealthFilter(nil, 0)
+	other := ep(1)
+	s := func(k int) time.Time { return t0.Add(time.Duration(k) * time.Second) }
+	report := func(sample int, reading *telemetryv1.GPU) *store.Endpoint {
+		e := ep(0)
+		e.Pod.GpuUuids = []string{"GPU-0"}
+		e.ReportSample = s(sample)
+		e.GPUs = nil
+		if reading != nil {
+			e.GPUs = []*telemetryv1.GPU{reading}
+		}
+		return e
+	}
+	lost := &telemetryv1.GPU{Uuid: "GPU-0", Health: &telemetryv1.GPUHealth{Lost: true}}
+	back := ep(0).GPUs[0]
+	steps := []struct {
+		name    string
+		reading *telemetryv1.GPU
+		healthy bool
+	}{
+		{"no reading before any: unknown, eligible", nil, true},
+		{"healthy reading", back, true},
+		{"lost", lost, false},
+		{"no reading: still lost", nil, false},
+		{"no reading again", nil, false},
+		{"read healthy again", back, true},
+		{"no reading after recovery", nil, true},
+	}
+	for i, st := range steps {
+		got := h.Filter(&Request{}, []*store.Endpoint{report(i, st.reading), other}, nil)
+		if healthy := len(got) == 2; healthy != st.healthy {
+			t.Fatalf("step %d (%s): healthy %v, want %v", i, st.name, healthy, st.healthy)
+		}
+	}
+}

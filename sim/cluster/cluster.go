@@ -31,11 +31,14 @@ const (
 	PolicyRandom       = "random"
 	PolicyLeastRequest = "least-request"
 	PolicyQueueKV      = "queue-kv"
+	// PolicyEPP routes through the reference endpoint picker (the GIE
+	// EPP) over ext_proc; Options.EPP starts it.
+	PolicyEPP = "epp"
 )
 
 // Policies lists the routing policies in the order reports show them.
 func Policies() []string {
-	return []string{PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyQueueKV, PolicyHeadroom}
+	return []string{PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyQueueKV, PolicyEPP, PolicyHeadroom}
 }
 
 // NodeSpec describes one simulated GPU node.
@@ -47,6 +50,10 @@ type NodeSpec struct {
 	Server string
 	// GPUs is how many of the system's GPUs serve; 0 means all.
 	GPUs int
+	// LoRAs are the LoRA adapters its servers serve, MaxLoRAs how many
+	// distinct ones a batch may hold (vLLM's --max-loras; 0: 1).
+	LoRAs    []string
+	MaxLoRAs int
 }
 
 // Options configures a cluster.
@@ -57,6 +64,17 @@ type Options struct {
 	// Pickers is the number of picker replicas (headroom policy only;
 	// baselines run none).
 	Pickers int
+	// EPP starts the reference endpoint picker for PolicyEPP: it is called
+	// with the model servers' ip:port once they listen, and returns the
+	// ext_proc addresses of its replicas and what stops them.
+	EPP func(ctx context.Context, endpoints []string) (extproc []string, stop func(), err error)
+	// Backend, when set, starts the model servers instead of in-process
+	// sim/modelsim servers; NodeSpec.Server then names its server class.
+	Backend Backend
+	// SharedPort makes every model server listen on the same port, each
+	// on its own IP, as an InferencePool's pods do (the EPP needs it);
+	// with a Backend it is always on.
+	SharedPort bool
 	// ExternalPickers, when set, replaces the in-process replicas with
 	// pickers running elsewhere (processes a fault test can SIGKILL): it
 	// is called with the model servers' ip:port once they listen, and
@@ -100,7 +118,7 @@ func (o *Options) Validate() error {
 		if n.GPUs < 0 || n.GPUs > 8 {
 			errs = append(errs, fmt.Errorf("cluster: node %d: %d GPUs, want 0 (all) to 8", i, n.GPUs))
 		}
-		if _, err := modelsim.LookupProfile(n.Server); err != nil {
+		if err := o.checkClass(n.Server); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: node %d: %w", i, err))
 		}
 	}
@@ -110,10 +128,23 @@ func (o *Options) Validate() error {
 	if o.Policy == PolicyHeadroom && (o.Pickers < 1 || o.Pickers > 8) {
 		errs = append(errs, fmt.Errorf("cluster: %d picker replicas, want 1 to 8", o.Pickers))
 	}
+	if o.Policy == PolicyEPP && o.EPP == nil {
+		errs = append(errs, errors.New("cluster: the epp policy needs Options.EPP to start the reference picker"))
+	}
 	if o.AgentInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("cluster: agent interval %s is below 100ms", o.AgentInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// checkClass reports whether the servers can be started: a modelsim
+// profile, or a class of the Backend.
+func (o *Options) checkClass(class string) error {
+	if o.Backend != nil {
+		return o.Backend.Check(class)
+	}
+	_, err := modelsim.LookupProfile(class)
+	return err
 }
 
 func validPolicy(p string) bool {
@@ -140,6 +171,12 @@ type Cluster struct {
 	external []ExternalPicker
 	// stopPoller waits for the queue-kv policy's metrics poller.
 	stopPoller func()
+	// eppAddrs are the reference picker's ext_proc addresses; stopEPP
+	// stops it.
+	eppAddrs []string
+	stopEPP  func()
+	// port is the port every server shares (SharedPort), 0 when none.
+	port int
 }
 
 // Start builds and starts a cluster; Close stops it.
@@ -160,6 +197,23 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 }
 
 func (c *Cluster) start(ctx context.Context) error {
+	if c.o.SharedPort || c.o.Backend != nil {
+		var ips []string
+		for i, spec := range c.o.Nodes {
+			gpus := spec.GPUs
+			if gpus == 0 {
+				gpus = 8 // every simulated system has eight
+			}
+			for g := range gpus {
+				ips = append(ips, serverIP(i, g))
+			}
+		}
+		port, err := sharedPort(ips)
+		if err != nil {
+			return err
+		}
+		c.port = port
+	}
 	for i, spec := range c.o.Nodes {
 		n, err := startNode(ctx, c, i, spec)
 		if err != nil {
@@ -180,6 +234,11 @@ func (c *Cluster) start(ctx context.Context) error {
 				return fmt.Errorf("picker %d: %w", i, err)
 			}
 			c.Pickers = append(c.Pickers, p)
+		}
+	}
+	if c.o.Policy == PolicyEPP {
+		if err := c.startEPP(ctx); err != nil {
+			return err
 		}
 	}
 	for _, n := range c.Nodes {
@@ -215,7 +274,7 @@ func (c *Cluster) Servers() []*Server {
 func (c *Cluster) Capacity(meanPrompt, meanOutput float64) float64 {
 	var total float64
 	for _, s := range c.Servers() {
-		total += s.Profile.Capacity(meanPrompt, meanOutput) / s.Slowdown()
+		total += s.Capacity(meanPrompt, meanOutput)
 	}
 	return total
 }
@@ -234,6 +293,9 @@ func (c *Cluster) Close() {
 	}
 	if c.stopPoller != nil {
 		c.stopPoller()
+	}
+	if c.stopEPP != nil {
+		c.stopEPP()
 	}
 	for _, n := range c.Nodes {
 		n.stop()

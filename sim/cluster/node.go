@@ -63,13 +63,12 @@ func startNode(ctx context.Context, c *Cluster, i int, spec NodeSpec) (*Node, er
 		n.stop()
 		return nil, err
 	}
-	prof, _ := modelsim.LookupProfile(spec.Server) // validated
 	gpus := spec.GPUs
 	if gpus == 0 || gpus > sim.NumGPUs() {
 		gpus = sim.NumGPUs()
 	}
 	for g := range gpus {
-		s, err := n.startServer(ctx, g, prof)
+		s, err := n.startServer(ctx, c, g, spec)
 		if err != nil {
 			n.stop()
 			return nil, err
@@ -84,22 +83,37 @@ func startNode(ctx context.Context, c *Cluster, i int, spec NodeSpec) (*Node, er
 }
 
 // startServer starts the model server on GPU g at 127.0.<node+1>.<g+10>
-// and registers its pod with the kubelet, the runtime and the /proc tree.
-func (n *Node) startServer(ctx context.Context, g int, prof modelsim.Profile) (*Server, error) {
+// (on the cluster's shared port, if any) and registers its pod with the
+// kubelet, the runtime and the /proc tree.
+func (n *Node) startServer(ctx context.Context, c *Cluster, g int, spec NodeSpec) (*Server, error) {
 	name := fmt.Sprintf("vllm-%d-%d", n.Index, g)
-	ip := fmt.Sprintf("127.0.%d.%d", n.Index+1, g+10)
-	hook := &gpuLoad{sim: n.GPUs, gpu: g}
-	ms, err := modelsim.New(modelsim.Options{Name: name, Model: n.o.Model, Profile: prof, FlushInterval: n.o.FlushInterval, GPU: hook})
+	ip := serverIP(n.Index, g)
+	addr := net.JoinHostPort(ip, strconv.Itoa(c.port))
+	s := &Server{Name: name, Node: n, GPU: g, Class: spec.Server, hook: &gpuLoad{sim: n.GPUs, gpu: g}}
+	s.slowdown.Store(1.0)
+	if c.o.Backend != nil {
+		stop, err := c.o.Backend.Start(ctx, BackendServer{Name: name, Class: spec.Server, Model: n.o.Model, Addr: addr,
+			Node: n.Index, GPU: g, LoRAs: spec.LoRAs, MaxLoRAs: max(spec.MaxLoRAs, 1), Seed: n.o.Seed*1000 + uint64(100*n.Index+g)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", name, c.o.Backend.Name(), err)
+		}
+		s.Addr, s.stopExternal = addr, stop
+		s.capacity = func(p, o float64) float64 { return c.o.Backend.Capacity(spec.Server, p, o) }
+		return s, n.addPod(s, ip, c.port)
+	}
+	prof, _ := modelsim.LookupProfile(spec.Server) // validated
+	ms, err := modelsim.New(modelsim.Options{Name: name, Model: n.o.Model, Profile: prof, FlushInterval: n.o.FlushInterval, GPU: s.hook,
+		LoRAs: spec.LoRAs, MaxLoRAs: spec.MaxLoRAs})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (needs Linux, which routes all of 127/8 to loopback): %w", ip, err)
+		return nil, fmt.Errorf("listen on %s (needs Linux, which routes all of 127/8 to loopback): %w", addr, err)
 	}
-	s := &Server{Server: ms, Name: name, Node: n, GPU: g, Addr: ln.Addr().String(), Profile: prof, hook: hook,
-		http: &http.Server{Handler: ms.Handler(), ReadHeaderTimeout: 10 * time.Second}, done: make(chan struct{}, 2)}
-	s.slowdown.Store(1.0)
+	s.Server, s.Addr, s.Profile = ms, ln.Addr().String(), prof
+	s.capacity = prof.Capacity
+	s.http, s.done = &http.Server{Handler: ms.Handler(), ReadHeaderTimeout: 10 * time.Second}, make(chan struct{}, 2)
 	go func() { _ = s.http.Serve(ln); s.done <- struct{}{} }()
 	go func() { _ = ms.Run(ctx); s.done <- struct{}{} }()
 	return s, n.addPod(s, ip, ln.Addr().(*net.TCPAddr).Port)

@@ -84,12 +84,18 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 	o := gateway.Options{Endpoints: c.Endpoints(), Logger: c.log.With("component", "gateway")}
 	switch c.o.Policy {
 	case PolicyHeadroom:
+		// The pickers serve ext_proc over TLS with a self-signed
+		// certificate, as in a cluster; the gateway does not verify it,
+		// as GIE gateways do not.
+		o.PickerTLS = gateway.InsecurePickerTLS()
 		for _, p := range c.Pickers {
 			o.Pickers = append(o.Pickers, p.ExtProcAddr().String())
 		}
 		for _, p := range c.external {
 			o.Pickers = append(o.Pickers, p.ExtProc)
 		}
+	case PolicyEPP:
+		o.Pickers = c.eppAddrs
 	case PolicyRoundRobin:
 		o.Policy = gateway.RoundRobin()
 	case PolicyRandom:
@@ -123,6 +129,16 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// startEPP starts the reference endpoint picker over the servers.
+func (c *Cluster) startEPP(ctx context.Context) error {
+	addrs, stop, err := c.o.EPP(ctx, c.Endpoints())
+	if err != nil {
+		return fmt.Errorf("reference endpoint picker: %w", err)
+	}
+	c.eppAddrs, c.stopEPP = addrs, stop
 	return nil
 }
 

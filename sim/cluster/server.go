@@ -13,23 +13,40 @@ import (
 
 // Server is one GPU's model server (one pod).
 type Server struct {
+	// Server is the in-process simulator; nil when a Backend started the
+	// server.
 	*modelsim.Server
-	Name    string
-	Node    *Node
-	GPU     int
-	Addr    string
+	Name string
+	Node *Node
+	GPU  int
+	Addr string
+	// Class is the node's NodeSpec.Server: the modelsim profile or the
+	// Backend's server class.
+	Class string
+	// Profile is the modelsim profile (zero with a Backend).
 	Profile modelsim.Profile
 
-	hook     *gpuLoad
-	http     *http.Server
-	done     chan struct{}
-	slowdown atomic.Value // float64
+	hook         *gpuLoad
+	http         *http.Server
+	done         chan struct{}
+	stopExternal func()
+	capacity     func(meanPrompt, meanOutput float64) float64
+	slowdown     atomic.Value // float64
+}
+
+// Capacity is the server's completed requests per second at full load for
+// the mean prompt and output lengths, counting its slowdown.
+func (s *Server) Capacity(meanPrompt, meanOutput float64) float64 {
+	return s.capacity(meanPrompt, meanOutput) / s.Slowdown()
 }
 
 // Slowdown is the server's current slowdown factor (1: nominal).
 func (s *Server) Slowdown() float64 { return s.slowdown.Load().(float64) }
 
 func (s *Server) setSlowdown(f float64) {
+	if s.Server == nil {
+		panic("cluster: only in-process modelsim servers can be slowed down")
+	}
 	s.slowdown.Store(f)
 	s.Server.SetSlowdown(f)
 }
@@ -73,6 +90,10 @@ func (s *Server) CoTenant(share float64, vram uint64) {
 func coTenantPID(s *Server) uint32 { return uint32(90000 + 100*s.Node.Index + s.GPU) }
 
 func (s *Server) stop() {
+	if s.stopExternal != nil {
+		s.stopExternal()
+		return
+	}
 	_ = s.http.Close()
 	<-s.done
 	<-s.done

@@ -5,7 +5,9 @@
 //
 // In ext_proc mode (Options.Policy nil) it consults headroom-picker exactly
 // as Envoy with the Gateway API Inference Extension endpoint picker does,
-// message by message over envoy.service.ext_proc.v3: one stream per
+// message by message over envoy.service.ext_proc.v3 (over TLS it does not
+// verify, as gateways do, or plaintext to a picker on loopback that
+// allows it): one stream per
 // request; the request headers, then the body in chunks (bodies
 // FULL_DUPLEX_STREAMED), each message carrying metadata_context; the
 // picker's answer applied (header mutations, the body it streams back,
@@ -30,6 +32,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +50,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -66,9 +70,13 @@ type Options struct {
 	Endpoints []string
 	// Policy is a baseline; nil means ext_proc mode.
 	Policy Policy
-	// Pickers are the host:port of the picker replicas (ext_proc mode;
-	// plaintext gRPC, meant for loopback).
+	// Pickers are the host:port of the picker replicas (ext_proc mode).
 	Pickers []string
+	// PickerTLS is the TLS the gateway speaks to the pickers; nil is
+	// plaintext (pickers run with --extproc.insecure, on loopback). Real
+	// gateways use TLS without verifying the picker's certificate:
+	// InsecurePickerTLS is that.
+	PickerTLS *tls.Config
 	// FailOpen routes with round robin when no picker answers, instead of
 	// 503 (GIE's failureMode FailOpen); false is FailClose.
 	FailOpen bool
@@ -182,8 +190,12 @@ func New(o Options) (*Gateway, error) {
 		if o.Policy != nil {
 			break // a baseline asks no picker
 		}
+		creds := insecure.NewCredentials()
+		if o.PickerTLS != nil {
+			creds = credentials.NewTLS(o.PickerTLS)
+		}
 		conn, err := grpc.NewClient("passthrough:///"+addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 				MinConnectTimeout: time.Second,
@@ -195,6 +207,15 @@ func New(o Options) (*Gateway, error) {
 		g.pickers = append(g.pickers, &pickerConn{addr: addr, conn: conn, client: extprocv3.NewExternalProcessorClient(conn)})
 	}
 	return g, nil
+}
+
+// InsecurePickerTLS is what GIE gateways speak to an endpoint picker by
+// default: TLS that does not verify the picker's (usually self-signed)
+// certificate, as Istio's DestinationRule with insecureSkipVerify and
+// Envoy Gateway's and kgateway's empty validation context do, capped at
+// TLS 1.2 as Envoy's upstream TLS is by default.
+func InsecurePickerTLS() *tls.Config {
+	return &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}
 }
 
 func (o *Options) setDefaults() {

@@ -70,12 +70,13 @@ func lognormal(rng *rand.Rand, median, sigma float64, lo, hi int) int {
 	return min(max(v, lo), hi)
 }
 
-// words is the filler prompts are made of: four bytes a word with its
-// space, so that a prompt of n tokens is 4n bytes to the simulator's
-// tokenizer (one token per four bytes).
-var words = []string{"gpu ", "kv  ", "vram", " sm ", "pod ", "node", "mesh", "tok "}
+// words is the filler prompts are made of: a three-letter word and a
+// space, so that a prompt of n tokens is 4n bytes to sim/modelsim's
+// tokenizer (one token per four bytes) and n words to tokenizers that split
+// on words, such as llm-d-inference-sim's.
+var words = []string{"gpu ", "kvc ", "ram ", "sms ", "pod ", "nod ", "msh ", "tok "}
 
-// Prompt returns a prompt of exactly n tokens to the simulator's tokenizer.
+// Prompt returns a prompt of exactly n tokens to the simulators' tokenizers.
 func Prompt(rng *rand.Rand, n int) string {
 	var b strings.Builder
 	b.Grow(4 * n)

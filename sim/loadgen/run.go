@@ -27,7 +27,15 @@ type Options struct {
 	// Timeout bounds each request.
 	Timeout time.Duration
 	Mix     Mix
-	Seed    uint64
+	// Conversations, when on, makes requests share prefixes (system
+	// prompts, multi-turn histories); the Mix then draws each turn's
+	// user message and output.
+	Conversations Conversations
+	// Adapters are LoRA adapters: a request names one of them, drawn
+	// evenly, instead of Model with probability AdapterShare.
+	Adapters     []string
+	AdapterShare float64
+	Seed         uint64
 	// Client sends the requests (default: one with 1,024 idle
 	// connections per host, so the generator is not the bottleneck).
 	Client *http.Client
@@ -52,7 +60,10 @@ func (o *Options) Validate() error {
 	if o.Duration <= 0 || o.Timeout <= 0 || o.Drain < 0 {
 		errs = append(errs, errors.New("loadgen: duration and timeout must be positive, drain non-negative"))
 	}
-	return errors.Join(append(errs, o.Mix.Validate())...)
+	if o.AdapterShare < 0 || o.AdapterShare > 1 || (o.AdapterShare > 0 && len(o.Adapters) == 0) {
+		errs = append(errs, errors.New("loadgen: adapter share must be in [0, 1], with adapters when above 0"))
+	}
+	return errors.Join(append(errs, o.Mix.Validate(), o.Conversations.Validate())...)
 }
 
 // Record is what the client saw of one request.
@@ -79,6 +90,9 @@ type Generator struct {
 	o      Options
 	client *http.Client
 	path   string
+	// conv is the open conversations (Options.Conversations), used by
+	// the arrival loop only.
+	conv *conversations
 
 	mu   sync.Mutex
 	recs []Record
@@ -102,7 +116,11 @@ func New(o Options) (*Generator, error) {
 	if o.Chat {
 		path = "/v1/chat/completions"
 	}
-	return &Generator{o: o, client: c, path: path}, nil
+	g := &Generator{o: o, client: c, path: path}
+	if o.Conversations.On() {
+		g.conv = newConversations(o.Conversations, o.Mix, o.Seed)
+	}
+	return g, nil
 }
 
 // Run sends requests at the options' rate for their duration, then waits
@@ -159,9 +177,25 @@ func (g *Generator) InFlight() int {
 	return g.inFlight
 }
 
+// model is the model the next request names: an adapter with probability
+// AdapterShare, else Model.
+func (g *Generator) model(rng *rand.Rand) string {
+	if g.o.AdapterShare > 0 && rng.Float64() < g.o.AdapterShare {
+		return g.o.Adapters[rng.IntN(len(g.o.Adapters))]
+	}
+	return g.o.Model
+}
+
 func (g *Generator) launch(ctx context.Context, rng *rand.Rand, onDone func(Record)) {
-	prompt, output := g.o.Mix.Sample(rng)
-	body := g.body(Prompt(rng, prompt), output)
+	var text string
+	var prompt, output int
+	if g.conv != nil {
+		text, prompt, output = g.conv.next(rng)
+	} else {
+		prompt, output = g.o.Mix.Sample(rng)
+		text = Prompt(rng, prompt)
+	}
+	body := g.body(g.model(rng), text, output)
 	g.mu.Lock()
 	g.inFlight++
 	g.mu.Unlock()

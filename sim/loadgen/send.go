@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
-// body is one streaming request asking for exactly output tokens.
-func (g *Generator) body(prompt string, output int) []byte {
+// body is one streaming request asking for exactly output tokens
+// (ignore_eos, vLLM's sampling parameter: a server that could stop early
+// must not).
+func (g *Generator) body(model, prompt string, output int) []byte {
 	req := map[string]any{
-		"model": g.o.Model, "max_tokens": output, "stream": true,
+		"model": model, "max_tokens": output, "stream": true, "ignore_eos": true,
 		"stream_options": map[string]bool{"include_usage": true},
 	}
 	if g.o.Chat {

@@ -137,7 +137,8 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, chat bool) (*job,
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, badRequest("invalid_json", "request body is not valid JSON: %v", err)
 	}
-	if req.Model != "" && req.Model != s.model {
+	adapter, ok := s.adapterFor(req.Model)
+	if !ok {
 		return nil, &apiError{status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found",
 			Message: fmt.Sprintf("the model %q does not exist (this server serves %q)", req.Model, s.model)}
 	}
@@ -160,7 +161,22 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, chat bool) (*job,
 			"this model's maximum context length is %d tokens, but %d were requested (%d in the prompt, %d for the completion)",
 			s.prof.KVCacheTokens, prompt+maxTokens, prompt, maxTokens)
 	}
-	return s.newJob(chat, req, newRequest(prompt, maxTokens)), nil
+	sr := newRequest(prompt, maxTokens)
+	sr.blocks, sr.adapter = promptBlocks(promptBytes(req, chat)), adapter
+	return s.newJob(chat, req, sr), nil
+}
+
+// promptBytes is the prompt as the request carried it, for the prefix
+// cache: the raw JSON of prompt, or of every message's content in order.
+func promptBytes(req apiRequest, chat bool) []byte {
+	if !chat {
+		return req.Prompt
+	}
+	var b []byte
+	for _, m := range req.Messages {
+		b = append(b, m.Content...)
+	}
+	return b
 }
 
 // outputTokens is the request's max_tokens (for chat,

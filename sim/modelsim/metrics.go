@@ -25,6 +25,7 @@ type metrics struct {
 	reg                                      *prometheus.Registry
 	ttft, tpot, itl, e2e                     prometheus.Histogram
 	prompt, generation, preemptions, success prometheus.Counter
+	prefixQueries, prefixHits                prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -47,22 +48,27 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: l})
 	}
 	m := &metrics{
-		reg:         prometheus.NewRegistry(),
-		ttft:        hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", ttftBuckets),
-		tpot:        hist("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds (the same samples as the inter-token latency).", tokenBuckets),
-		itl:         hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", tokenBuckets),
-		e2e:         hist("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.", e2eBuckets),
-		prompt:      counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", nil),
-		generation:  counter("vllm:generation_tokens_total", "Number of generation tokens processed.", nil),
-		preemptions: counter("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.", nil),
-		success:     counter("vllm:request_success_total", "Count of successfully processed requests.", prometheus.Labels{"finished_reason": "length"}),
+		reg:           prometheus.NewRegistry(),
+		ttft:          hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", ttftBuckets),
+		tpot:          hist("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds (the same samples as the inter-token latency).", tokenBuckets),
+		itl:           hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", tokenBuckets),
+		e2e:           hist("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.", e2eBuckets),
+		prompt:        counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", nil),
+		generation:    counter("vllm:generation_tokens_total", "Number of generation tokens processed.", nil),
+		preemptions:   counter("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.", nil),
+		success:       counter("vllm:request_success_total", "Count of successfully processed requests.", prometheus.Labels{"finished_reason": "length"}),
+		prefixQueries: counter("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.", nil),
+		prefixHits:    counter("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", nil),
 	}
 	m.reg.MustRegister(
 		gauge("vllm:num_requests_running", "Number of requests in model execution batches.", func(st Stats) float64 { return float64(st.Running) }),
 		gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", func(st Stats) float64 { return float64(st.Waiting) }),
 		gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", func(st Stats) float64 { return st.KVUsage }),
-		m.ttft, m.tpot, m.itl, m.e2e, m.prompt, m.generation, m.preemptions, m.success,
+		m.ttft, m.tpot, m.itl, m.e2e, m.prompt, m.generation, m.preemptions, m.success, m.prefixQueries, m.prefixHits,
 	)
+	if len(s.loras) > 0 {
+		m.reg.MustRegister(newLoRAInfo(s))
+	}
 	return m
 }
 

@@ -39,6 +39,15 @@ var profiles = map[string]Profile{
 		DecodeStepBase: 42500 * time.Microsecond, DecodeStepPerSeq: 1700 * time.Microsecond,
 		KVCacheTokens: 12288, MaxRunning: 8, MaxBatchedTokens: 2048,
 	},
+	// slow is the heterogeneous pool's slow class: an H100 pod 2.5× slower
+	// per token, prefill and decode, with half the batch slots and half
+	// the KV cache (an older or shared GPU under a smaller serving
+	// configuration).
+	"slow": {
+		Name: "slow", PrefillTokensPerSecond: 4800,
+		DecodeStepBase: 62500 * time.Microsecond, DecodeStepPerSeq: 2500 * time.Microsecond,
+		KVCacheTokens: 8192, MaxRunning: 4, MaxBatchedTokens: 2048,
+	},
 	"h200": {
 		Name: "h200", PrefillTokensPerSecond: 13000,
 		DecodeStepBase: 18 * time.Millisecond, DecodeStepPerSeq: 700 * time.Microsecond,

@@ -13,7 +13,7 @@ import (
 
 func TestLookupProfile(t *testing.T) {
 	t.Parallel()
-	if got := strings.Join(ProfileNames(), ","); got != "a100,h100,h200" {
+	if got := strings.Join(ProfileNames(), ","); got != "a100,h100,h200,slow" {
 		t.Errorf("ProfileNames = %s", got)
 	}
 	for _, name := range []string{"h100", "a100", "h200", " H100 "} {

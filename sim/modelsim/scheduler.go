@@ -29,6 +29,10 @@ const (
 type request struct {
 	promptTokens, maxTokens int
 	arrival                 time.Time
+	// blocks are the prompt's block hashes, for the prefix cache.
+	blocks []uint64
+	// adapter is the LoRA adapter it runs with; "" for the base model.
+	adapter string
 
 	state     reqState
 	target    int // tokens to prefill this admission: prompt + generated
@@ -166,18 +170,22 @@ func (s *Server) plan(it *iteration) bool {
 			budget -= n
 		}
 	}
-	for !preempted && budget > 0 && len(s.waiting) > 0 && len(s.running) < s.prof.MaxRunning {
-		r := s.waiting[0]
+	for !preempted && budget > 0 && len(s.running) < s.prof.MaxRunning {
+		i := s.nextAdmissible()
+		if i < 0 {
+			break
+		}
+		r := s.waiting[i]
 		need := r.promptTokens + r.generated
 		if !s.fits(need) {
 			break
 		}
-		s.waiting[0] = nil
-		s.waiting = s.waiting[1:]
-		r.state, r.target, r.prefilled, r.kv = stateRunning, need, 0, need
+		s.waiting = slices.Delete(s.waiting, i, i+1)
+		r.state, r.target, r.kv = stateRunning, need, need
+		r.prefilled = s.cached(r)
 		s.kvUsed += need
 		s.running = append(s.running, r)
-		n := min(need, budget)
+		n := min(need-r.prefilled, budget)
 		it.prefill = append(it.prefill, chunk{r, n})
 		it.tokens += n
 		budget -= n
@@ -188,6 +196,18 @@ func (s *Server) plan(it *iteration) bool {
 	slow := math.Float64frombits(s.slowdown.Load())
 	it.dur = time.Duration(float64(s.prof.iterationTime(len(it.decode), it.tokens)) * slow)
 	return true
+}
+
+// cached is how many of r's prompt tokens its admission finds in the
+// prefix cache and need no prefill; the first admission counts them in
+// vLLM's prefix-cache metrics.
+func (s *Server) cached(r *request) int {
+	n := cachedTokens(s.prefix.match(r.blocks), r.promptTokens)
+	if r.generated == 0 {
+		s.metrics.prefixQueries.Add(float64(r.promptTokens))
+		s.metrics.prefixHits.Add(float64(n))
+	}
+	return n
 }
 
 // fits reports whether a request needing need KV tokens can be admitted:
@@ -257,6 +277,7 @@ func (s *Server) emit(r *request, now time.Time) {
 	s.counts.generated++
 	s.metrics.generation.Inc()
 	if r.generated == 1 {
+		s.prefix.add(r.blocks)
 		s.counts.prompt += uint64(r.promptTokens)
 		s.metrics.prompt.Add(float64(r.promptTokens))
 		s.metrics.ttft.Observe(now.Sub(r.arrival).Seconds())

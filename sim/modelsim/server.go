@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,10 @@ type Options struct {
 	// LoadWindow is the time constant of the busy average handed to
 	// GPU.SetLoad and reported in Stats.Busy (default 1s).
 	LoadWindow time.Duration
+	// LoRAs are the LoRA adapters it serves besides Model; MaxLoRAs how
+	// many distinct ones a batch may hold (default 1 with adapters).
+	LoRAs    []string
+	MaxLoRAs int
 }
 
 // Validate reports every problem of the options at once.
@@ -76,6 +81,9 @@ func (o Options) Validate() error {
 	}
 	if o.LoadWindow < 0 {
 		errs = append(errs, fmt.Errorf("load window %s is negative", o.LoadWindow))
+	}
+	if o.MaxLoRAs < 0 || slices.Contains(o.LoRAs, "") || slices.Contains(o.LoRAs, o.Model) {
+		errs = append(errs, errors.New("LoRA adapters need names other than the model's and a non-negative max-loras"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("modelsim options: %w", err)
@@ -128,9 +136,13 @@ type Server struct {
 	waiting []*request // FIFO; preempted requests go back to the head
 	running []*request // in admission order
 	kvUsed  int
-	busy    float64
-	busyAt  time.Time
-	counts  struct{ completed, failed, preempted, prompt, generated uint64 }
+	prefix  *prefixCache
+	// loras are the adapters served; maxLoRAs per batch.
+	loras    []string
+	maxLoRAs int
+	busy     float64
+	busyAt   time.Time
+	counts   struct{ completed, failed, preempted, prompt, generated uint64 }
 }
 
 // New validates the options and builds a server. It serves requests once
@@ -155,7 +167,11 @@ func New(o Options) (*Server, error) {
 		name: o.Name, model: o.Model, prof: o.Profile, flush: o.FlushInterval,
 		maxWaiting: o.MaxWaiting, loadWindow: o.LoadWindow, gpu: o.GPU,
 		log:  o.Logger.With("modelserver", o.Name),
-		wake: make(chan struct{}, 1), busyAt: time.Now(),
+		wake: make(chan struct{}, 1), busyAt: time.Now(), prefix: newPrefixCache(o.Profile.KVCacheTokens),
+		loras: slices.Clone(o.LoRAs), maxLoRAs: o.MaxLoRAs,
+	}
+	if len(s.loras) > 0 && s.maxLoRAs == 0 {
+		s.maxLoRAs = 1
 	}
 	s.slowdown.Store(math.Float64bits(1))
 	s.metrics = newMetrics(s)

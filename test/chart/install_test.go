@@ -25,7 +25,7 @@ import (
 // uninstalls it.
 func TestInstall(t *testing.T) {
 	tl := tools(t)
-	_, cfg := testenv.Start(t, testenv.WithCRDs(tl.CRDs))
+	_, cfg := testenv.Start(t, testenv.WithCRDs(tl.CRDs, tl.GatewayCRDs))
 	kubeconfig := testenv.Kubeconfig(t, cfg)
 	client := newObjectClient(t, cfg)
 

@@ -27,15 +27,17 @@ func TestUnittest(t *testing.T) {
 }
 
 // TestKubeconform validates every rendered object, with each ci/ values
-// set, and docs/examples, against strict schemas of Kubernetes 1.37 and the CRDs: unknown
-// fields and kinds without a schema fail.
+// set, and docs/examples, against strict schemas of Kubernetes 1.37 and the
+// CRDs (the gateways' included): unknown fields and kinds without a schema
+// fail.
 func TestKubeconform(t *testing.T) {
 	tl := tools(t)
-	location := filepath.Join(tl.Schemas, "{{ .ResourceKind }}{{ .KindSuffix }}.json")
+	name := "{{ .ResourceKind }}{{ .KindSuffix }}.json"
+	locations := []string{"-schema-location", filepath.Join(tl.Schemas, name), "-schema-location", filepath.Join(tl.GatewaySchemas, name)}
 	for _, set := range valueSets(t, tl) {
 		t.Run(filepath.Base(set), func(t *testing.T) {
 			manifest := run(t, nil, tl.Helm, "template", "headroom", tl.Chart, "--namespace", "gpu", "--kube-version", kubeVersion, "-f", set)
-			out := run(t, manifest, tl.Kubeconform, "-strict", "-summary", "-schema-location", location, "-")
+			out := run(t, manifest, tl.Kubeconform, append(append([]string{"-strict", "-summary"}, locations...), "-")...)
 			if !strings.Contains(string(out), "Invalid: 0, Errors: 0, Skipped: 0") {
 				t.Errorf("kubeconform:\n%s", out)
 			}
@@ -47,7 +49,7 @@ func TestKubeconform(t *testing.T) {
 		t.Fatal("no docs/examples/*.yaml")
 	}
 	t.Run("docs/examples", func(t *testing.T) {
-		args := append([]string{"-strict", "-summary", "-schema-location", location}, examples...)
+		args := append(append([]string{"-strict", "-summary"}, locations...), examples...)
 		out := run(t, nil, tl.Kubeconform, args...)
 		if !strings.Contains(string(out), "Invalid: 0, Errors: 0, Skipped: 0") {
 			t.Errorf("kubeconform:\n%s", out)

@@ -16,9 +16,12 @@ import (
 const kubeVersion = "1.37.2"
 
 // Tools are the chart-tools folder's binaries, schemas and CRDs.
+// GatewaySchemas and GatewayCRDs are those of what gateway.provider
+// renders (Istio's DestinationRule, GKE's policies).
 type Tools struct {
 	Helm, Unittest, Kubeconform, Promtool string
 	Schemas, CRDs                         string
+	GatewaySchemas, GatewayCRDs           string
 	Chart, Root                           string
 }
 
@@ -38,9 +41,10 @@ func tools(t *testing.T) Tools {
 		Helm: filepath.Join(dir, "bin", "helm"), Unittest: filepath.Join(dir, "bin", "helm-unittest"),
 		Kubeconform: filepath.Join(dir, "bin", "kubeconform"),
 		Schemas:     filepath.Join(dir, "schemas"), CRDs: filepath.Join(dir, "crds"),
+		GatewaySchemas: filepath.Join(dir, "schemas-gateways"), GatewayCRDs: filepath.Join(dir, "crds-gateways"),
 		Chart: filepath.Join(root, "charts", "headroom"), Root: root,
 	}
-	for _, p := range []string{tl.Helm, tl.Unittest, tl.Kubeconform, tl.Schemas, tl.CRDs} {
+	for _, p := range []string{tl.Helm, tl.Unittest, tl.Kubeconform, tl.Schemas, tl.CRDs, tl.GatewaySchemas, tl.GatewayCRDs} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%v: run `make chart-tools` (or go test -short to leave the chart tests out)", err)
 		}

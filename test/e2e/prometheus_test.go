@@ -51,18 +51,25 @@ func freePort(t *testing.T) string {
 
 // startPrometheus runs Prometheus scraping the agents and pickers every
 // 500 ms, evaluating the alert rules in the rules file, and returns its
-// base URL.
+// base URL. Targets get the labels the chart's ServiceMonitors give them
+// in a cluster: the agent's own labels win (honor_labels), each picker
+// has its pod and namespace.
 func startPrometheus(t *testing.T, agents, pickers []string, rules string) string {
 	t.Helper()
 	bin, dir := prometheusBinary(t), t.TempDir()
+	var pickerTargets []string
+	for i, p := range pickers {
+		pickerTargets = append(pickerTargets, fmt.Sprintf("{targets: [%q], labels: {pod: headroom-picker-%d, namespace: gpu}}", p, i))
+	}
 	cfg := fmt.Sprintf(`global: {scrape_interval: 500ms, scrape_timeout: 400ms, evaluation_interval: 500ms}
 rule_files: [%q]
 scrape_configs:
 - job_name: headroom-agent
+  honor_labels: true
   static_configs: [{targets: [%s]}]
 - job_name: headroom-picker
-  static_configs: [{targets: [%s]}]
-`, rules, quoteAll(agents), quoteAll(pickers))
+  static_configs: [%s]
+`, rules, quoteAll(agents), strings.Join(pickerTargets, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

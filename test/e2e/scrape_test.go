@@ -71,6 +71,8 @@ func TestPrometheusScrapesTheRunningSystem(t *testing.T) {
 		return fmt.Errorf("no GPU showed SM activity under load: %v", s)
 	})
 
+	// Every panel of the chart's dashboards shows data.
+	checkDashboards(t, prom, within)
 	// The chart's alert rules: every one evaluates cleanly against the
 	// live series and none fires on the healthy system.
 	checkRules(t, prom, nil, within)

@@ -16,11 +16,13 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/headroom-dev/headroom/picker/app"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/sim/gateway"
 )
 
 // patience bounds every wait: generous for a loaded two-core machine
@@ -94,7 +96,7 @@ func startPicker(t *testing.T, configure func(*app.Options)) *picker {
 			t.Logf("picker log:\n%s", logs.String())
 		}
 	})
-	pk.ext, pk.health, pk.ingest = dial(t, p.ExtProcAddr().String()), dial(t, p.HealthAddr().String()), dial(t, p.IngestAddr().String())
+	pk.ext, pk.health, pk.ingest = dialTLS(t, p.ExtProcAddr().String()), dial(t, p.HealthAddr().String()), dial(t, p.IngestAddr().String())
 	return pk
 }
 
@@ -126,6 +128,18 @@ func (p *picker) running(t *testing.T) {
 func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// dialTLS connects to the ext_proc port as a gateway does: TLS, the
+// picker's self-signed certificate not verified.
+func dialTLS(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(gateway.InsecurePickerTLS())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,8 +137,16 @@ func startModelServer(t *testing.T, p *servedPod) *httptest.Server {
 
 // routing is the picker the node's agent streams to, routing to the two
 // pods.
+//
+// Its reports expire after 10 of the agent's 100 ms intervals, not the
+// default 3: on a loaded two-core machine under the race detector the
+// agent can miss 300 ms, and these tests are about what a fresh report
+// says, not about expiry (TestAllTelemetryStale is).
 func (n *node) picker(t *testing.T) *picker {
-	return startPicker(t, func(o *app.Options) { o.Pool.Endpoints = n.a.endpoint() + "," + n.b.endpoint() })
+	return startPicker(t, func(o *app.Options) {
+		o.Pool.Endpoints = n.a.endpoint() + "," + n.b.endpoint()
+		o.TTLIntervals = 10
+	})
 }
 
 // runningAgent is an agent run until the end of the test.

@@ -99,7 +99,7 @@ func (r *rig) sample(t *testing.T) *snapshot.Snapshot {
 // testdata/<name>.prom (rewritten with -update).
 func golden(t *testing.T, s *snapshot.Snapshot, name string, metrics ...string) {
 	t.Helper()
-	e := exporter.New(func() *snapshot.Snapshot { return s }, "test")
+	e := exporter.New(func() *snapshot.Snapshot { return s })
 	path := filepath.Join("testdata", name+".prom")
 	if *update {
 		if err := os.WriteFile(path, []byte(expose(t, e, metrics)), 0o644); err != nil {

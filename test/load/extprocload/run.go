@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/headroom-dev/headroom/sim/gateway"
 	"github.com/headroom-dev/headroom/test/load/loadutil"
 )
 
@@ -42,7 +44,7 @@ func run(o options) error {
 		}
 		res = append(res, r)
 	}
-	fmt.Printf("ext_proc request path, %d-byte body, %.0f req/s offered, %s measured per server\n\n", o.body, o.rate, o.duration)
+	fmt.Printf("ext_proc request path, %d-byte body, %.0f req/s offered, %s measured per server, TLS %v\n\n", o.body, o.rate, o.duration, o.tls)
 	fmt.Printf("  %-12s %9s %9s %9s %9s %12s %8s %7s\n", "server", "req/s", "p50", "p90", "p99", "alloc/req", "×body", "cores")
 	for _, r := range res {
 		fmt.Printf("  %-12s %9.0f %9s %9s %9s %10.0f B %8.2f %7.2f  (%d failed)\n", r.name, r.rate, r.p50.Round(time.Microsecond),
@@ -63,7 +65,11 @@ func measureRole(o options, role string, body []byte) (result, error) {
 		return result{}, err
 	}
 	cmd := exec.Command(self, extAddr, metricsAddr)
-	cmd.Env = append(os.Environ(), roleEnv+"="+role, "GOMAXPROCS=1") // it is pinned to one CPU
+	secure := "0"
+	if o.tls {
+		secure = "1"
+	}
+	cmd.Env = append(os.Environ(), roleEnv+"="+role, tlsEnv+"="+secure, "GOMAXPROCS=1") // it is pinned to one CPU
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return result{}, err
@@ -77,7 +83,11 @@ func measureRole(o options, role string, body []byte) (result, error) {
 	}
 	clients := make([]extprocv3.ExternalProcessorClient, o.conns)
 	for i := range clients {
-		conn, err := grpc.NewClient("passthrough:///"+extAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if o.tls {
+			creds = credentials.NewTLS(gateway.InsecurePickerTLS())
+		}
+		conn, err := grpc.NewClient("passthrough:///"+extAddr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return result{}, err
 		}

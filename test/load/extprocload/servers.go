@@ -14,19 +14,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/headroom-dev/headroom/internal/servingcert"
 	"github.com/headroom-dev/headroom/picker/app"
 	"github.com/headroom-dev/headroom/picker/extproc"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
-// child runs a server role: args are the ext_proc and metrics addresses.
-func child(role string, args []string) error {
+// child runs a server role: args are the ext_proc and metrics addresses;
+// secure serves ext_proc over TLS.
+func child(role string, secure bool, args []string) error {
 	extAddr, metricsAddr := args[0], args[1]
 	switch role {
 	case "picker":
-		return pickerChild(extAddr, metricsAddr)
+		return pickerChild(extAddr, metricsAddr, secure)
 	case "passthrough":
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector())
@@ -35,7 +38,15 @@ func child(role string, args []string) error {
 		if err != nil {
 			return err
 		}
-		g := grpc.NewServer()
+		var opts []grpc.ServerOption
+		if secure {
+			src, err := servingcert.SelfSigned([]string{"passthrough"}, "", nil)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, grpc.Creds(credentials.NewTLS(src.ServerConfig())))
+		}
+		g := grpc.NewServer(opts...)
 		extprocv3.RegisterExternalProcessorServer(g, extproc.PassThrough{})
 		return g.Serve(ln)
 	}
@@ -44,9 +55,9 @@ func child(role string, args []string) error {
 
 // pickerChild runs the whole picker on 8 static endpoints and feeds it one
 // node report for them, so decisions score real telemetry.
-func pickerChild(extAddr, metricsAddr string) error {
+func pickerChild(extAddr, metricsAddr string, secure bool) error {
 	o := app.DefaultOptions()
-	o.Name, o.Auth = "load", app.AuthInsecure
+	o.Name, o.Auth, o.ExtProcTLS.Insecure = "load", app.AuthInsecure, !secure
 	o.IngestAddress, o.MetricsAddress, o.ExtProcAddress, o.HealthAddress = "127.0.0.1:0", metricsAddr, extAddr, "127.0.0.1:0"
 	r := &telemetryv1.NodeReport{Node: "gpu-1", AgentInstance: "load", Sequence: 1, IntervalNano: int64(time.Minute)}
 	for i := range 8 {
