@@ -1,6 +1,9 @@
-// Package agent is headroom-agent: it samples the node's sources on its own
-// clock into immutable snapshots and serves the latest one as a Prometheus
-// target (and, later, as a report stream to the pickers).
+// Package agent is headroom-agent: it samples the node's sources (the
+// collector table it is given) on its own clock into immutable snapshots,
+// serves the latest one as a Prometheus target and streams it to the
+// pickers as node reports. It knows no collector by name but nvml's, whose
+// GPUs a caller may replace, and links no simulator: the command and the
+// demo choose the GPUs.
 package agent
 
 import (
@@ -10,13 +13,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/internal/version"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // shutdownGrace bounds how long in-flight scrapes may finish on shutdown.
@@ -34,8 +38,9 @@ type Agent struct {
 	// streaming is off.
 	streamer  *stream.Streamer
 	publisher *publisher
-	// stopBackend ends the simulator's load pattern, if any.
-	stopBackend context.CancelFunc
+	// stopSources ends the sources' background work (refresh loops,
+	// scrape clocks, event watchers).
+	stopSources context.CancelFunc
 }
 
 // New validates opts, builds every enabled source and binds the listener.
@@ -44,21 +49,21 @@ func New(ctx context.Context, opts Options, logger *slog.Logger) (*Agent, error)
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	for _, d := range opts.Host.Deprecated() {
+		logger.Warn("a deprecated flag was given; it will be removed in the next release", "flag", "--"+d[0], "use", "--"+d[1])
+	}
 	bctx, stop := context.WithCancel(ctx)
-	lib, err := gpuLibrary(bctx, &opts, logger)
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	table := opts.table
-	if table == nil {
-		table = collector.Table()
-	}
-	sources := collector.Build(table, opts.Enabled(), collector.Deps{Ctx: bctx, Logger: logger, Node: opts.NodeName, GPU: lib, Pods: opts.Pods, DCGM: opts.DCGM, ModelServer: opts.ModelServer, Ztunnel: opts.Ztunnel})
+	sources := opts.Collectors.Build(opts.Enabled(), collector.Env{Ctx: bctx, Logger: logger, Node: opts.NodeName, Host: opts.Host})
+	// Building the sources leaves garbage the agent never makes again
+	// (the eBPF loader decodes the kernel's BTF, megabytes of it): hand
+	// it back to the OS now rather than carry it as RSS until the
+	// scavenger gets to it.
+	debug.FreeOSMemory()
 	runner := collector.NewRunner(sources, opts.CollectorDeadline(), logger)
 	sampler := NewSampler(runner, opts.NodeName, opts.Interval)
-	a := &Agent{opts: opts, logger: logger, runner: runner, sampler: sampler, stopBackend: stop}
+	a := &Agent{opts: opts, logger: logger, runner: runner, sampler: sampler, stopSources: stop}
 	reg := runtimeRegistry()
+	var err error
 	if opts.Stream.Enabled() {
 		if a.streamer, err = stream.New(opts.Stream, logger.With("component", "stream")); err != nil {
 			stop()
@@ -115,8 +120,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else {
 		close(streamDone)
 	}
+	// The GPU backend is the command's: it logs simulated GPUs itself.
 	a.logger.Info("agent started", append([]any{"node", a.opts.NodeName, "listen", a.Addr().String(),
-		"interval", a.opts.Interval, "collectors", a.opts.Enabled(), "gpu_backend", a.opts.GPUBackend}, version.Get().LogAttrs()...)...)
+		"interval", a.opts.Interval, "collectors", a.opts.Enabled()}, version.Get().LogAttrs()...)...)
 
 	var err error
 	select {
@@ -130,7 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
 	}
-	a.stopBackend()
+	a.stopSources()
 	<-sampleDone
 	<-streamDone
 	if cerr := a.runner.Close(); cerr != nil {

@@ -5,7 +5,6 @@ package agent_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -13,10 +12,14 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent"
+	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/sim/gpusim"
 )
 
+// testOptions are the defaults (the built-in table: NVML through the
+// driver) for node-a on a loopback port, sampling every 100 ms.
 func testOptions() agent.Options {
 	o := agent.DefaultOptions()
 	o.NodeName = "node-a"
@@ -25,11 +28,29 @@ func testOptions() agent.Options {
 	return o
 }
 
+// simulated returns o with the nvml collector reading sim's GPUs.
+func simulated(o agent.Options, sim *gpusim.Server) agent.Options {
+	o.Collectors = o.Collectors.With(nvml.Entry(gonvml.FromInterface(sim)))
+	return o
+}
+
+// newSim is a simulated server of profile, populated with two processes
+// per GPU.
+func newSim(t *testing.T, profile string, seed uint64) *gpusim.Server {
+	t.Helper()
+	sim, err := gpusim.New(gpusim.Options{Profile: profile, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Populate(2, seed)
+	return sim
+}
+
 // start runs an agent until the test ends and waits for its first sample.
 func start(t *testing.T, o agent.Options) *agent.Agent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := agent.New(ctx, o, slog.New(slog.DiscardHandler))
+	a, err := agent.New(ctx, o, testutil.Logger())
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -47,13 +68,7 @@ func start(t *testing.T, o agent.Options) *agent.Agent {
 			t.Error("agent did not stop within 10s of cancellation")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for a.Latest() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no sample within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the first sample", func() bool { return a.Latest() != nil })
 	return a
 }
 
@@ -80,7 +95,6 @@ func TestWithoutNVMLLibrary(t *testing.T) {
 		t.Skip("libnvidia-ml is present here; this test covers hosts without it")
 	}
 	o := testOptions()
-	o.GPUBackend = agent.BackendNVML
 	a := start(t, o)
 	time.Sleep(3 * o.Interval) // several ticks, each must stay NVML-free
 	code, body := get(t, a, "/metrics")
@@ -102,10 +116,7 @@ func TestWithoutNVMLLibrary(t *testing.T) {
 
 func TestServesSimulatedGPUs(t *testing.T) {
 	t.Parallel()
-	o := testOptions()
-	o.GPUBackend = agent.BackendSim
-	o.SimProfile = "dgxh200"
-	a := start(t, o)
+	a := start(t, simulated(testOptions(), newSim(t, "dgxh200", 1)))
 	code, body := get(t, a, "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)
@@ -130,14 +141,9 @@ func TestServesSimulatedGPUs(t *testing.T) {
 // scrape must read the snapshot, never the GPUs.
 func TestScrapeMakesNoNVMLCall(t *testing.T) {
 	t.Parallel()
-	sim, err := gpusim.New(gpusim.Options{Profile: "dgxh100", Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim.Populate(2, 3)
-	o := testOptions()
+	sim := newSim(t, "dgxh100", 3)
+	o := simulated(testOptions(), sim)
 	o.Interval = time.Hour // one sample at start, then none during the test
-	o.GPULibrary = gonvml.FromInterface(sim)
 	a := start(t, o)
 	before := sim.Calls()
 	if before == 0 {
@@ -161,26 +167,23 @@ func TestDebugProfilesOnlyWhenAsked(t *testing.T) {
 	}
 	debugAddr := ln.Addr().String()
 	ln.Close()
-	o := testOptions()
-	o.GPUBackend = agent.BackendSim
+	o := simulated(testOptions(), newSim(t, "dgxh100", 1))
 	o.DebugAddress = debugAddr
 	a := start(t, o)
 	if code, _ := get(t, a, "/debug/pprof/"); code != http.StatusNotFound {
 		t.Errorf("pprof on the metrics port: %d, want 404", code)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	code := 0
+	testutil.Eventually(t, 5*time.Second, "the debug server", func() bool {
 		resp, err := http.Get("http://" + debugAddr + "/debug/pprof/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("pprof index = %d", resp.StatusCode)
-			}
-			return
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("debug server never answered: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		code = resp.StatusCode
+		return true
+	})
+	if code != http.StatusOK {
+		t.Fatalf("pprof index = %d", code)
 	}
 }

@@ -3,6 +3,7 @@
 package agent_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,10 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent"
-	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/collector/modelserver"
+	"github.com/headroom-dev/headroom/collector/pods"
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/sim/gpusim"
 	"github.com/headroom-dev/headroom/sim/kubenode"
 )
@@ -85,36 +89,42 @@ func newNode(t *testing.T) *node {
 	return n
 }
 
+// options are the test options with the built-in table reading the
+// node: its simulated GPUs, its kubelet and runtime every refresh, its
+// /proc and cgroup tree.
 func (n *node) options(refresh time.Duration) agent.Options {
-	o := testOptions()
-	o.GPULibrary = gonvml.FromInterface(n.sim)
-	o.Pods.KubeletSocket, o.Pods.RuntimeSocket = n.kubelet.Socket(), n.runtime.Socket()
-	o.Pods.ProcRoot, o.Pods.CgroupRoot = n.tree.Proc, n.tree.Cgroup
-	o.Pods.Refresh = refresh
+	o := simulated(testOptions(), n.sim)
+	po := pods.DefaultOptions()
+	po.KubeletSocket, po.RuntimeSocket, po.Refresh = n.kubelet.Socket(), n.runtime.Socket(), refresh
+	o.Collectors = o.Collectors.With(pods.Entry(po))
+	o.Host = collector.Host{ProcRoot: n.tree.Proc, CgroupRoot: n.tree.Cgroup}
 	return o
+}
+
+// modelServerOptions returns the options of o's modelserver collector.
+func modelServerOptions(t *testing.T, o agent.Options) *modelserver.Options {
+	t.Helper()
+	mo, ok := collector.OptionsOf[*modelserver.Options](o.Collectors, modelserver.Name)
+	if !ok {
+		t.Fatal("no modelserver collector in the table")
+	}
+	return mo
 }
 
 // waitMetrics scrapes until every wanted line is there.
 func waitMetrics(t *testing.T, a *agent.Agent, want ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, body := get(t, a, "/metrics")
-		missing := ""
+	var body string
+	testutil.Until(t, 15*time.Second, 50*time.Millisecond, func() error {
+		_, body = get(t, a, "/metrics")
 		for _, w := range want {
 			if !strings.Contains(body, w) {
-				missing = w
-				break
+				return fmt.Errorf("/metrics lacks %q; its headroom lines:\n%s", w, grepHeadroom(body))
 			}
 		}
-		if missing == "" {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics never had %q; last body's headroom lines:\n%s", missing, grepHeadroom(body))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return body
 }
 
 func grepHeadroom(body string) string {
@@ -170,15 +180,15 @@ func TestKubeletRestartKeepsGPUMetrics(t *testing.T) {
 	waitMetrics(t, a, `headroom_collector_success{collector="pods"} 1`, `pod="small-a"`)
 
 	n.kubelet.Stop()
-	body := waitMetrics(t, a, `headroom_collector_success{collector="nvml"} 1`)
-	deadline := time.Now().Add(15 * time.Second)
-	for strings.Contains(body, `headroom_attribution_stale_since_timestamp_seconds{node="node-a",source="kubelet"} 0`) {
-		if time.Now().After(deadline) {
-			t.Fatal("kubelet down but attribution not marked stale")
-		}
-		time.Sleep(100 * time.Millisecond)
+	var body string
+	testutil.Until(t, 15*time.Second, 100*time.Millisecond, func() error {
 		_, body = get(t, a, "/metrics")
-	}
+		if !strings.Contains(body, `headroom_collector_success{collector="nvml"} 1`) ||
+			strings.Contains(body, `headroom_attribution_stale_since_timestamp_seconds{node="node-a",source="kubelet"} 0`) {
+			return errors.New("kubelet down but attribution not marked stale")
+		}
+		return nil
+	})
 	for _, want := range []string{`headroom_gpu_memory_used_bytes{container="vllm",gpu="0"`, `pod="small-a"`, `headroom_collector_success{collector="pods"} 1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("with the kubelet down, /metrics lost %q", want)
@@ -221,18 +231,15 @@ func TestDeletedPodLeavesTheMetrics(t *testing.T) {
 	n.kubelet.Assign("llm", "vllm-0", "vllm", "nvidia.com/gpu", n.sim.UUID(0))
 	n.kubelet.Assign("llm", "small-a", "srv", "nvidia.com/gpu", n.sim.UUID(1)+"::0")
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, body := get(t, a, "/metrics")
-		if !strings.Contains(body, `pod="small-b"`) {
-			if !strings.Contains(body, `pod="small-a"`) {
-				t.Fatal("the remaining pods went with it")
-			}
-			return
+	var body string
+	testutil.Until(t, 15*time.Second, 100*time.Millisecond, func() error {
+		_, body = get(t, a, "/metrics")
+		if strings.Contains(body, `pod="small-b"`) {
+			return errors.New("deleted pod still in /metrics (refresh interval 1 s)")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("deleted pod still in /metrics after 15 s (refresh interval 1 s)")
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if !strings.Contains(body, `pod="small-a"`) {
+		t.Fatal("the remaining pods went with it")
 	}
 }

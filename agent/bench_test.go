@@ -5,14 +5,15 @@ package agent
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/sim/gpusim"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // benchAgent is an agent over 8 simulated H100s with procs processes each,
@@ -29,10 +30,10 @@ func benchAgent(b *testing.B, procs int) *Agent {
 	}
 	o := DefaultOptions()
 	o.NodeName, o.ListenAddress = "bench", "127.0.0.1:0"
-	o.GPULibrary = gonvml.FromInterface(sim)
+	o.Collectors = o.Collectors.With(nvml.Entry(gonvml.FromInterface(sim)))
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	a, err := New(ctx, o, slog.New(slog.DiscardHandler))
+	a, err := New(ctx, o, testutil.Logger())
 	if err != nil {
 		b.Fatal(err)
 	}

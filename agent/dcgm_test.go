@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent"
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/dcgm"
 	"github.com/headroom-dev/headroom/collector/dcgm/godcgm"
+	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
 	"github.com/headroom-dev/headroom/sim/gpusim"
 )
@@ -23,9 +24,7 @@ func TestWithoutDCGM(t *testing.T) {
 		_ = probe.Shutdown()
 		t.Skip("a DCGM host engine started here; this test covers hosts without libdcgm")
 	}
-	o := testOptions()
-	o.GPUBackend = agent.BackendSim
-	a := start(t, o)
+	a := start(t, simulated(testOptions(), newSim(t, "dgxh100", 1)))
 	body := waitMetrics(t, a, `headroom_collector_success{collector="dcgm"} 1`, `headroom_dcgm_up{node="node-a"} 0`)
 	for _, unwanted := range []string{"headroom_gpu_dcgm_", "headroom_gpu_pcie_", "headroom_gpu_nvlink_"} {
 		if strings.Contains(body, unwanted) {
@@ -48,9 +47,7 @@ func TestDCGMFieldsOnSimulatedGPUs(t *testing.T) {
 		lib.gpus = append(lib.gpus, dcgm.GPU{ID: uint(7 - i), UUID: sim.UUID(i)})
 	}
 	o := testOptions()
-	o.GPULibrary = gonvml.FromInterface(sim)
-	o.DCGM.Library = lib
-	o.Collectors = []string{"nvml", "dcgm"}
+	o.Collectors = collector.Table{nvml.Entry(gonvml.FromInterface(sim)), dcgm.Entry(lib, dcgm.DefaultOptions())}
 	a := start(t, o)
 	waitMetrics(t, a, `headroom_dcgm_up{node="node-a"} 1`,
 		// NVML index 2 is DCGM ID 5: SM active 0.05, tensor absent (blank).
@@ -101,18 +98,21 @@ func (l *simDCGM) check() error {
 func TestDCGMOptionsValidatedWhenEnabled(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name       string
-		collectors []string
-		wantErr    bool
+		name    string
+		dcgmOn  bool
+		wantErr bool
 	}{
-		{"dcgm on", []string{"dcgm"}, true},
-		{"dcgm off", []string{"nvml"}, false},
+		{"dcgm on", true, true},
+		{"dcgm off", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			o := testOptions()
-			o.DCGM.Address = "no-port"
-			o.Collectors = tc.collectors
+			do := dcgm.DefaultOptions()
+			do.Address = "no-port"
+			entry := dcgm.Entry(godcgm.New(), do)
+			entry.DefaultOn = tc.dcgmOn
+			o.Collectors = o.Collectors.With(entry)
 			err := o.Validate()
 			if got := err != nil && strings.Contains(err.Error(), "--dcgm.address"); got != tc.wantErr {
 				t.Errorf("Validate() = %v, want a --dcgm.address error: %v", err, tc.wantErr)

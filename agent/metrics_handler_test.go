@@ -4,7 +4,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +14,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/internal/testutil"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func snapWithTemp(c float64) *snapshot.Snapshot {
@@ -51,7 +51,7 @@ func TestMetricsHandler(t *testing.T) {
 	var cur atomic.Pointer[snapshot.Snapshot]
 	cur.Store(snapWithTemp(40))
 	e := exporter.New(cur.Load)
-	h := newMetricsHandler(cur.Load, time.Second, slog.New(slog.DiscardHandler), e, runtimeRegistry())
+	h := newMetricsHandler(cur.Load, time.Second, testutil.Logger(), e, runtimeRegistry())
 	const temp = `headroom_gpu_temperature_celsius{container="",gpu="0",model="G",namespace="",node="n",pod="",uuid="GPU-a"}`
 
 	tests := []struct {
@@ -100,7 +100,7 @@ func TestMetricsHandler(t *testing.T) {
 func TestMetricsHandlerBeforeFirstSample(t *testing.T) {
 	t.Parallel()
 	none := func() *snapshot.Snapshot { return nil }
-	h := newMetricsHandler(none, time.Second, slog.New(slog.DiscardHandler), exporter.New(none), runtimeRegistry())
+	h := newMetricsHandler(none, time.Second, testutil.Logger(), exporter.New(none), runtimeRegistry())
 	resp, body := serve(t, h, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "headroom_build_info") || strings.Contains(body, "headroom_gpu_") {
 		t.Errorf("before the first sample: status %d, body:\n%s", resp.StatusCode, body)
@@ -110,7 +110,7 @@ func TestMetricsHandlerBeforeFirstSample(t *testing.T) {
 func TestPrewarmFollowsEachFormatsScrapePeriod(t *testing.T) {
 	t.Parallel()
 	var cur atomic.Pointer[snapshot.Snapshot]
-	h := newMetricsHandler(cur.Load, time.Second, slog.New(slog.DiscardHandler), exporter.New(cur.Load))
+	h := newMetricsHandler(cur.Load, time.Second, testutil.Logger(), exporter.New(cur.Load))
 	now := time.Unix(1000, 0)
 	h.now = func() time.Time { return now }
 	temp := 40.0

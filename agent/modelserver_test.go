@@ -39,7 +39,8 @@ func TestModelServerEndToEnd(t *testing.T) {
 		map[string]string{"inference.networking.k8s.io/engine-type": "vllm"},
 		map[string]string{"headroom.dev/metrics-port": port, "prometheus.io/port": "1"})
 	o := n.options(time.Second)
-	o.ModelServer.Interval, o.ModelServer.Timeout = 50*time.Millisecond, 2*time.Second
+	mo := modelServerOptions(t, o)
+	mo.Interval, mo.Timeout = 50*time.Millisecond, 2*time.Second
 	a := start(t, o)
 	const l = `{engine="vllm",namespace="llm",node="node-a",pod="vllm-0"}`
 	waitMetrics(t, a,

@@ -1,42 +1,63 @@
 package agent
 
 import (
+	"flag"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/collector/nvml"
+	"github.com/headroom-dev/headroom/collector/pods"
 )
+
+// podsOptions returns the options of o's pods collector.
+func podsOptions(t *testing.T, o *Options) *pods.Options {
+	t.Helper()
+	po, ok := collector.OptionsOf[*pods.Options](o.Collectors, pods.Name)
+	if !ok {
+		t.Fatal("no pods collector in the table")
+	}
+	return po
+}
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		mutate  func(*Options)
+		mutate  func(*testing.T, *Options)
 		wantErr string
 	}{
-		{"defaults", func(*Options) {}, ""},
-		{"unknown backend", func(o *Options) { o.GPUBackend = "rocm" }, `--gpu-backend "rocm"`},
-		{"interval below minimum", func(o *Options) { o.Interval = 50 * time.Millisecond }, "below the minimum 100ms"},
-		{"interval at minimum", func(o *Options) { o.Interval = MinInterval }, ""},
-		{"deadline above interval", func(o *Options) { o.Deadline = 2 * time.Second }, "--collector.deadline"},
-		{"address without port", func(o *Options) { o.ListenAddress = "localhost" }, "--listen-address"},
-		{"address with bad port", func(o *Options) { o.ListenAddress = ":http-alt" }, "not a number"},
-		{"address with host name", func(o *Options) { o.ListenAddress = "example.org:9400" }, "host must be"},
-		{"ipv6 address", func(o *Options) { o.ListenAddress = "[::1]:9400" }, ""},
-		{"unknown sim profile", func(o *Options) { o.GPUBackend, o.SimProfile = BackendSim, "dgx1" }, "--sim-profile"},
-		{"negative processes", func(o *Options) { o.SimProcesses = -1 }, "--sim-processes"},
-		{"bad log level", func(o *Options) { o.LogLevel = "loud" }, "--log-level"},
-		{"bad log format", func(o *Options) { o.LogFormat = "xml" }, "--log-format"},
-		{"empty node", func(o *Options) { o.NodeName = "" }, "--node-name"},
-		{"pods refresh too fast", func(o *Options) { o.Pods.Refresh = 100 * time.Millisecond }, "--pods.refresh-interval"},
-		{"pods refresh ignored with pods off", func(o *Options) { o.Pods.Refresh, o.Collectors = 0, []string{"nvml"} }, ""},
-		{"empty kubelet socket", func(o *Options) { o.Pods.KubeletSocket = "" }, "--pods.kubelet-socket"},
+		{"defaults", func(*testing.T, *Options) {}, ""},
+		{"interval below minimum", func(_ *testing.T, o *Options) { o.Interval = 50 * time.Millisecond }, "below the minimum 100ms"},
+		{"interval at minimum", func(_ *testing.T, o *Options) { o.Interval = MinInterval }, ""},
+		{"deadline above interval", func(_ *testing.T, o *Options) { o.Deadline = 2 * time.Second }, "--collector.deadline"},
+		{"address without port", func(_ *testing.T, o *Options) { o.ListenAddress = "localhost" }, "--listen-address"},
+		{"address with bad port", func(_ *testing.T, o *Options) { o.ListenAddress = ":http-alt" }, "not a number"},
+		{"address with host name", func(_ *testing.T, o *Options) { o.ListenAddress = "example.org:9400" }, "host must be"},
+		{"ipv6 address", func(_ *testing.T, o *Options) { o.ListenAddress = "[::1]:9400" }, ""},
+		{"bad log level", func(_ *testing.T, o *Options) { o.LogLevel = "loud" }, "--log-level"},
+		{"bad log format", func(_ *testing.T, o *Options) { o.LogFormat = "xml" }, "--log-format"},
+		{"empty node", func(_ *testing.T, o *Options) { o.NodeName = "" }, "--node-name"},
+		{"empty proc root", func(_ *testing.T, o *Options) { o.Host.ProcRoot = "" }, "--host.proc-root"},
+		{"pods refresh too fast", func(t *testing.T, o *Options) { podsOptions(t, o).Refresh = 100 * time.Millisecond }, "--pods.refresh-interval"},
+		{"pods refresh ignored with pods off", func(t *testing.T, o *Options) {
+			podsOptions(t, o).Refresh = 0
+			o.Collectors = collector.Table{nvml.Entry(nil)}
+		}, ""},
+		{"empty kubelet socket", func(t *testing.T, o *Options) { podsOptions(t, o).KubeletSocket = "" }, "--pods.kubelet-socket"},
+		{"table out of order", func(_ *testing.T, o *Options) {
+			o.Collectors = slices.Concat(o.Collectors[3:4], o.Collectors[:3], o.Collectors[4:]) // modelserver first
+		}, "move \"pods\" before it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			o := DefaultOptions()
 			o.NodeName = "n"
-			tt.mutate(&o)
+			tt.mutate(t, &o)
 			err := o.Validate()
 			switch {
 			case tt.wantErr == "" && err != nil:
@@ -51,7 +72,7 @@ func TestValidate(t *testing.T) {
 func TestValidateReportsAllErrors(t *testing.T) {
 	t.Parallel()
 	o := DefaultOptions()
-	o.GPUBackend, o.Interval, o.LogFormat = "x", time.Millisecond, "y"
+	o.ListenAddress, o.Interval, o.LogFormat = "x", time.Millisecond, "y"
 	err := o.Validate()
 	if err == nil || strings.Count(err.Error(), "\n") < 2 {
 		t.Fatalf("want three errors at once, got %v", err)
@@ -68,5 +89,35 @@ func TestCollectorDeadlineDefault(t *testing.T) {
 	o.Deadline = 300 * time.Millisecond
 	if got := o.CollectorDeadline(); got != o.Deadline {
 		t.Errorf("deadline = %s, want the configured %s", got, o.Deadline)
+	}
+}
+
+// TestFlagsReachTheCollectors parses a command line: each collector's own
+// flags land in its options, the switches in Enabled, and the host paths
+// (and their deprecated aliases) in Host.
+func TestFlagsReachTheCollectors(t *testing.T) {
+	t.Parallel()
+	o := DefaultOptions()
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.AddFlags(fs)
+	err := fs.Parse([]string{"--pods.refresh-interval=30s", "--collector.dcgm=false", "--pods.proc-root=/host/proc", "--host.cgroup-root=/host/sys/fs/cgroup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if r := podsOptions(t, &o).Refresh; r != 30*time.Second {
+		t.Errorf("pods refresh %s, want 30s", r)
+	}
+	if slices.Contains(o.Enabled(), "dcgm") || !slices.Contains(o.Enabled(), "pods") {
+		t.Errorf("enabled %v, want every collector but dcgm", o.Enabled())
+	}
+	if o.Host.ProcRoot != "/host/proc" || o.Host.CgroupRoot != "/host/sys/fs/cgroup" {
+		t.Errorf("host %+v", o.Host)
+	}
+	if d := o.Host.Deprecated(); len(d) != 1 || d[0] != [2]string{"pods.proc-root", "host.proc-root"} {
+		t.Errorf("deprecated flags given: %v", d)
 	}
 }

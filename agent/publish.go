@@ -7,18 +7,29 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent/report"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector"
-	"github.com/headroom-dev/headroom/collector/modelserver"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
-// publisher builds a report after every snapshot and every model-server
-// round that changed something, and hands it to the streamer. Reports are
-// built here, once, and shared by every picker replica's stream.
+// liveSource is a source that reads on a clock of its own, faster than the
+// sampling one (the model-server source): the publisher sends a report
+// after each of its rounds that changed something, with its newest
+// readings laid over the latest snapshot's.
+type liveSource interface {
+	// Updated is signalled, without blocking, after a round that changed
+	// a reading.
+	Updated() <-chan struct{}
+	// Newest returns a pod's newest reading from one round, or nil.
+	Newest() func(*snapshot.Pod) *snapshot.ModelServer
+}
+
+// publisher builds a report after every snapshot and every round of a live
+// source that changed something, and hands it to the streamer. Reports
+// are built here, once, and shared by every picker replica's stream.
 type publisher struct {
 	latest   func() *snapshot.Snapshot
-	live     *modelserver.Source // nil without the model-server source
+	live     liveSource // nil without one
 	streamer *stream.Streamer
 	instance string
 	interval time.Duration
@@ -29,7 +40,7 @@ type publisher struct {
 func newPublisher(latest func() *snapshot.Snapshot, sources []collector.Enabled, s *stream.Streamer, interval time.Duration) *publisher {
 	p := &publisher{latest: latest, streamer: s, interval: interval, sampled: make(chan struct{}, 1), instance: instanceID()}
 	for _, e := range sources {
-		if l, ok := e.Source.(*modelserver.Source); ok {
+		if l, ok := e.Source.(liveSource); ok {
 			p.live = l
 		}
 	}
@@ -47,7 +58,7 @@ func (p *publisher) notify() {
 // run publishes until ctx ends.
 func (p *publisher) run(ctx context.Context) {
 	var updated <-chan struct{}
-	var lookup report.ModelServers
+	var newer report.ModelServers
 	if p.live != nil {
 		updated = p.live.Updated()
 	}
@@ -63,11 +74,10 @@ func (p *publisher) run(ctx context.Context) {
 			continue // no snapshot yet: the first sample will come
 		}
 		if p.live != nil {
-			table := p.live.Latest() // one load per report: the table is immutable
-			lookup = func(pod *snapshot.Pod) *snapshot.ModelServer { return table[modelserver.Key(pod)] }
+			newer = p.live.Newest() // one round per report
 		}
 		p.seq++
-		p.streamer.Publish(report.Build(s, lookup, report.Meta{Instance: p.instance, Sequence: p.seq, Interval: p.interval}))
+		p.streamer.Publish(report.Build(s, newer, report.Meta{Instance: p.instance, Sequence: p.seq, Interval: p.interval}))
 	}
 }
 

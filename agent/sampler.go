@@ -5,8 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Sampler runs every collector on its own clock and publishes each result as
@@ -33,13 +33,8 @@ func (s *Sampler) Latest() *snapshot.Snapshot { return s.latest.Load() }
 // SampleOnce collects every source, publishes the snapshot and returns it.
 func (s *Sampler) SampleOnce(ctx context.Context) *snapshot.Snapshot {
 	start := time.Now()
-	parts, statuses := s.runner.Collect(ctx)
-	snap := &snapshot.Snapshot{Node: s.node, Time: start, Sources: statuses}
-	for _, p := range parts {
-		if p != nil {
-			p(snap)
-		}
-	}
+	snap := &snapshot.Snapshot{Node: s.node, Time: start}
+	snap.Sources = s.runner.Collect(ctx, snap)
 	snap.Duration = time.Since(start)
 	s.latest.Store(snap)
 	if s.onPublish != nil {

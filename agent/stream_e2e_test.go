@@ -3,9 +3,6 @@
 package agent_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
@@ -36,7 +34,7 @@ func TestReportReachesPicker(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ms.Listener.Addr().String())
 
 	store := ingest.NewStore(3, nil)
-	srv := ingest.NewServer(store, auth.Insecure{}, "picker-0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := ingest.NewServer(store, auth.Insecure{}, "picker-0", testutil.Logger())
 	g := grpc.NewServer(ingest.GRPCOptions(0)...)
 	telemetryv1.RegisterTelemetryServiceServer(g, srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -52,24 +50,20 @@ func TestReportReachesPicker(t *testing.T) {
 	n.runtime.SetPodMeta(uidVLLM, nil, map[string]string{"headroom.dev/metrics-port": port})
 	o := n.options(time.Second)
 	o.Interval = 200 * time.Millisecond
-	o.ModelServer.Interval, o.ModelServer.Timeout = 50*time.Millisecond, 2*time.Second
+	mo := modelServerOptions(t, o)
+	mo.Interval, mo.Timeout = 50*time.Millisecond, 2*time.Second
 	o.Stream.Addresses, o.Stream.Insecure = ln.Addr().String(), true
 	start(t, o)
 
 	var r *telemetryv1.NodeReport
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.Eventually(t, 20*time.Second, "a report with vllm-0's model server at the picker", func() bool {
 		if v, ok := store.Node("node-a"); ok && v.Report != nil {
 			r = v.Report
-			if p := podNamed(r, "vllm-0"); p != nil && p.GetModelServer().GetSampleTimeUnixNano() != 0 && len(p.GetGpuUuids()) > 0 {
-				break
-			}
+			p := podNamed(r, "vllm-0")
+			return p != nil && p.GetModelServer().GetSampleTimeUnixNano() != 0 && len(p.GetGpuUuids()) > 0
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("picker did not get a report with vllm-0's model server: %v", r)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 	if len(r.GetGpus()) != 8 || r.GetIntervalNano() != int64(200*time.Millisecond) {
 		t.Fatalf("report: %d GPUs, interval %d", len(r.GetGpus()), r.GetIntervalNano())
 	}
@@ -78,17 +72,10 @@ func TestReportReachesPicker(t *testing.T) {
 		t.Fatalf("vllm-0: %v", p)
 	}
 	first := r.GetSequence()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		if v, _ := store.Node("node-a"); v.Report.GetSequence() > first+3 && v.Connected && !v.Stale {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatal("reports stopped coming")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 20*time.Second, "newer reports", func() bool {
+		v, _ := store.Node("node-a")
+		return v.Report.GetSequence() > first+3 && v.Connected && !v.Stale
+	})
 }
 
 func podNamed(r *telemetryv1.NodeReport, name string) *telemetryv1.Pod {

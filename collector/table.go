@@ -1,139 +1,74 @@
 package collector
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"slices"
 
-	"github.com/headroom-dev/headroom/collector/dcgm"
-	"github.com/headroom-dev/headroom/collector/dcgm/godcgm"
-	"github.com/headroom-dev/headroom/collector/modelserver"
-	"github.com/headroom-dev/headroom/collector/nvml"
-	"github.com/headroom-dev/headroom/collector/pods"
-	"github.com/headroom-dev/headroom/collector/ztunnel"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
-// Entry is one row of the collector table.
-type Entry struct {
-	Name      string
-	DefaultOn bool
-	Help      string
-	New       Factory
-}
+// Table is the list of collectors in the order they are built, their parts
+// filled in, their enrich steps run, and their series exported.
+type Table []Entry
 
-// Table is the explicit list of every source the agent knows, in the order
-// they appear in snapshots and metrics.
-func Table() []Entry {
-	var mesh meshShared
-	return []Entry{
-		{
-			Name: nvml.Name, DefaultOn: true,
-			Help: "GPUs through NVML: memory, utilisation, SM activity, thermals, ECC, processes, MIG, Xid",
-			New: func(d Deps) (Source, error) {
-				if d.GPU == nil {
-					return nil, fmt.Errorf("no GPU backend configured")
-				}
-				return nvml.New(d.Ctx, d.GPU, d.Logger), nil
-			},
-		},
-		{
-			// dcgm lays its fields on the nvml part's GPUs: keep it after
-			// nvml. Default on: without a host engine it reports down and
-			// succeeds.
-			Name: dcgm.Name, DefaultOn: true,
-			Help: "DCGM profiling fields (SM, tensor and DRAM activity, PCIe and NVLink bytes) when a host engine is there; NVML's GPM values stand otherwise",
-			New: func(d Deps) (Source, error) {
-				lib := d.DCGM.Library
-				if lib == nil {
-					lib = godcgm.New()
-				}
-				return dcgm.New(d.Ctx, lib, d.DCGM, d.Logger), nil
-			},
-		},
-		{
-			// pods joins on the nvml part's processes: keep it after nvml.
-			Name: pods.Name, DefaultOn: true,
-			Help: "pod and container of each GPU and process (kubelet pod-resources, CRI, /proc), container memory and CPU from cgroup v2",
-			New: func(d Deps) (Source, error) {
-				src, err := pods.New(d.Ctx, d.Pods, d.Logger)
-				if err != nil {
-					return nil, err
-				}
-				mesh.pods = src
-				return src, nil
-			},
-		},
-		{
-			// modelserver reads the pods part's GPU pods and attaches a
-			// reading to each: keep it after pods. Default on: no GPU pods
-			// and no standalone endpoints means nothing to scrape.
-			Name: modelserver.Name, DefaultOn: true,
-			Help: "each GPU pod's model-server metrics (vLLM, SGLang, TRT-LLM, Triton): queue, running batch, KV-cache use, LoRA adapters",
-			New: func(d Deps) (Source, error) {
-				return modelserver.New(d.Ctx, d.ModelServer, d.Logger)
-			},
-		},
-		{
-			// Default on: no ztunnel on the node is a normal state.
-			Name: ztunnel.Name, DefaultOn: true,
-			Help: "Istio's node proxy (ztunnel): found by pod label and process name, its container memory and CPU from cgroup v2",
-			New: func(d Deps) (Source, error) {
-				f, err := mesh.finder(d)
-				if err != nil {
-					return nil, err
-				}
-				return ztunnel.New(f, d.Logger), nil
-			},
-		},
-		{
-			// Needs CAP_BPF and CAP_PERFMON; without them it fails at
-			// start, logged once, and reports failed on every tick.
-			Name: ztunnel.EBPFName, DefaultOn: true,
-			Help: "ztunnel's bytes and connections by pod and leg and its CPU per thread, from eBPF (tp_btf) programs, with the programs' own cost",
-			New: func(d Deps) (Source, error) {
-				f, err := mesh.finder(d)
-				if err != nil {
-					return nil, err
-				}
-				return ztunnel.NewEBPF(f, d.Ztunnel, d.Logger)
-			},
-		},
-	}
-}
-
-// meshShared lets the ztunnel sources share one finder, which names pods
-// from the pods source's runtime view. Factories run one after another,
+// DefaultEnabled returns the names of the entries that are on by default,
 // in table order.
-type meshShared struct {
-	pods *pods.Source
-	f    *ztunnel.Finder
+func (t Table) DefaultEnabled() []string {
+	var names []string
+	for _, e := range t {
+		if e.DefaultOn {
+			names = append(names, e.Name)
+		}
+	}
+	return names
 }
 
-func (m *meshShared) finder(d Deps) (*ztunnel.Finder, error) {
-	if m.f != nil {
-		return m.f, nil
+// With returns a copy of t with e in place of the entry of the same name,
+// or e appended when there is none (tests and the demo give the nvml
+// collector their own GPUs this way).
+func (t Table) With(e Entry) Table {
+	out := slices.Clone(t)
+	if i := slices.IndexFunc(out, func(x Entry) bool { return x.Name == e.Name }); i >= 0 {
+		out[i] = e
+		return out
 	}
-	var runtime ztunnel.Runtime
-	if m.pods != nil {
-		runtime = m.pods.RuntimeView
+	return append(out, e)
+}
+
+// OptionsOf returns the options of the named entry as a T: false when t has
+// no such entry or its options are not a T.
+func OptionsOf[T Options](t Table, name string) (T, bool) {
+	var zero T
+	for _, e := range t {
+		if e.Name == name {
+			o, ok := e.Options.(T)
+			return o, ok
+		}
 	}
-	f, err := ztunnel.NewFinder(d.Ztunnel, runtime)
-	m.f = f
-	return f, err
+	return zero, false
 }
 
 // Switches holds the --collector.<name> flags of a table.
 type Switches struct {
-	table []Entry
+	names []string
 	on    map[string]*bool
 }
 
-// AddFlags registers --collector.<name> for every entry of table.
-func AddFlags(fs *flag.FlagSet, table []Entry) *Switches {
-	s := &Switches{table: table, on: make(map[string]*bool, len(table))}
-	for _, e := range table {
+// AddFlags registers --collector.<name> for every entry of t and the flags
+// of every entry's options (shared options once).
+func (t Table) AddFlags(fs *flag.FlagSet) *Switches {
+	s := &Switches{on: make(map[string]*bool, len(t))}
+	var added []Options
+	for _, e := range t {
+		s.names = append(s.names, e.Name)
 		s.on[e.Name] = fs.Bool("collector."+e.Name, e.DefaultOn,
 			fmt.Sprintf("enable the %s collector: %s", e.Name, e.Help))
+		if e.Options != nil && !slices.Contains(added, e.Options) {
+			e.Options.AddFlags(fs)
+			added = append(added, e.Options)
+		}
 	}
 	return s
 }
@@ -141,30 +76,100 @@ func AddFlags(fs *flag.FlagSet, table []Entry) *Switches {
 // Enabled returns the names of the switched-on collectors, in table order.
 func (s *Switches) Enabled() []string {
 	var names []string
-	for _, e := range s.table {
-		if *s.on[e.Name] {
-			names = append(names, e.Name)
+	for _, n := range s.names {
+		if *s.on[n] {
+			names = append(names, n)
 		}
 	}
 	return names
 }
 
-// Build creates the enabled sources. A factory error does not stop the
-// agent: that source is reported failed on every tick with the reason.
-func Build(table []Entry, enabled []string, deps Deps) []Enabled {
+// Validate checks the table's declarations (see Check) and the options of
+// every enabled collector, and reports every problem at once.
+func (t Table) Validate(enabled []string) error {
+	errs := []error{t.Check()}
+	var checked []Options
+	for _, e := range t {
+		if e.Options == nil || !slices.Contains(enabled, e.Name) || slices.Contains(checked, e.Options) {
+			continue
+		}
+		checked = append(checked, e.Options)
+		errs = append(errs, e.Options.Validate())
+	}
+	for _, n := range enabled {
+		if !slices.ContainsFunc(t, func(e Entry) bool { return e.Name == n }) {
+			errs = append(errs, fmt.Errorf("collector %q is not in the table", n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Check reports what is wrong with the table itself, a programming error
+// rather than a configuration one: an unnamed, duplicate or factory-less
+// entry, a section with two owners, a Uses that does not name an earlier
+// entry, or an enrich step that reads a section a later step writes.
+func (t Table) Check() error {
+	var errs []error
+	owner := map[snapshot.Section]string{}
+	writers := map[snapshot.Section][]int{}
+	for i, e := range t {
+		switch {
+		case e.Name == "":
+			errs = append(errs, fmt.Errorf("collector table entry %d has no name", i))
+		case slices.ContainsFunc(t[:i], func(x Entry) bool { return x.Name == e.Name }):
+			errs = append(errs, fmt.Errorf("collector %q is in the table twice", e.Name))
+		}
+		if e.New == nil {
+			errs = append(errs, fmt.Errorf("collector %q has no factory", e.Name))
+		}
+		for _, s := range e.Owns {
+			if o, ok := owner[s]; ok {
+				errs = append(errs, fmt.Errorf("section %q has two owners, %s and %s", s, o, e.Name))
+			}
+			owner[s] = e.Name
+		}
+		for _, u := range e.Uses {
+			if !slices.ContainsFunc(t[:i], func(x Entry) bool { return x.Name == u }) {
+				errs = append(errs, fmt.Errorf("collector %q uses %q, which does not come before it in the table", e.Name, u))
+			}
+		}
+		if len(e.Reads) > 0 && len(e.Writes) == 0 {
+			errs = append(errs, fmt.Errorf("collector %q declares enrich reads but no writes", e.Name))
+		}
+		for _, s := range e.Writes {
+			writers[s] = append(writers[s], i)
+		}
+	}
+	for i, e := range t {
+		for _, s := range e.Reads {
+			for _, w := range writers[s] {
+				if w > i {
+					errs = append(errs, fmt.Errorf("collector %q's enrich step reads %q, which %q's later step writes: move %q before it", e.Name, s, t[w].Name, t[w].Name))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Build creates the enabled sources in table order. A factory error does
+// not stop the agent: that source is reported failed on every tick.
+func (t Table) Build(enabled []string, env Env) []Enabled {
+	env.build = &build{sources: map[string]Source{}, shared: map[string]any{}}
+	base := env.Logger
 	var out []Enabled
-	for _, e := range table {
+	for _, e := range t {
 		if !slices.Contains(enabled, e.Name) {
 			continue
 		}
-		logger := deps.Logger.With("collector", e.Name)
-		d := deps
-		d.Logger = logger
-		src, err := e.New(d)
+		env.Logger = base.With("collector", e.Name)
+		src, err := e.New(env)
 		if err != nil {
-			logger.Error("collector disabled: it could not start", "err", err)
+			env.Logger.Error("collector disabled: it could not start", "err", err)
+		} else {
+			env.build.sources[e.Name] = src
 		}
-		out = append(out, Enabled{Name: e.Name, Source: src, InitErr: err})
+		out = append(out, Enabled{Entry: e, Source: src, InitErr: err})
 	}
 	return out
 }

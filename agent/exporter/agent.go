@@ -3,7 +3,7 @@ package exporter
 import (
 	"strconv"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 type agentDefs struct {

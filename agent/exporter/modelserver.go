@@ -3,7 +3,7 @@ package exporter
 import (
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 type modelServerDefs struct {

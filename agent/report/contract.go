@@ -5,8 +5,8 @@ import (
 	"math"
 	"slices"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // The report keeps the contract the picker checks (telemetryv1.Max*):

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
-	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Whatever the snapshot holds, the agent builds a report within the
@@ -47,7 +46,7 @@ func TestReportKeepsTheContract(t *testing.T) {
 		Latency: &snapshot.LatencyTotals{TTFTSum: math.NaN(), TTFTCount: 3},
 	}
 	r := Build(s, nil, Meta{Instance: "i", Sequence: 1, Interval: time.Second})
-	dropped, err := ingest.Validate(r)
+	dropped, err := telemetryv1.Validate(r)
 	if err != nil || len(dropped) > 0 {
 		t.Fatalf("the picker refuses the report (%v) or drops parts of it (%+v)", err, dropped)
 	}

@@ -10,8 +10,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // ModelServers returns the newest model-server reading of a pod, or nil to

@@ -7,9 +7,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
-	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -59,7 +58,7 @@ func TestBuild(t *testing.T) {
 		return nil
 	}
 	r := Build(s, overlay, Meta{Instance: "i", Sequence: 9, Interval: time.Second})
-	if dropped, err := ingest.Validate(r); err != nil || len(dropped) > 0 {
+	if dropped, err := telemetryv1.Validate(r); err != nil || len(dropped) > 0 {
 		t.Fatalf("the picker refuses the agent's report (%v) or drops parts of it (%+v)", err, dropped)
 	}
 	if r.GetSampleTimeUnixNano() != uint64(newer.SampleTime.UnixNano()) {

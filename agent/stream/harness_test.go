@@ -3,8 +3,6 @@ package stream
 import (
 	"context"
 	"crypto/tls"
-	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/headroom-dev/headroom/internal/testpki"
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
@@ -63,7 +62,7 @@ func startPicker(t *testing.T, p *pki, ip string, port int) *picker {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{p.server}, ClientCAs: p.ca.Pool(),
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
-	srv := ingest.NewServer(ingest.NewStore(3, nil), auth.MTLS{}, ip, discard())
+	srv := ingest.NewServer(ingest.NewStore(3, nil), auth.MTLS{}, ip, testutil.Logger())
 	g := grpc.NewServer(append(ingest.GRPCOptions(0), grpc.Creds(credentials.NewTLS(cfg)))...)
 	telemetryv1.RegisterTelemetryServiceServer(g, srv)
 	go func() { _ = g.Serve(ln) }()
@@ -113,7 +112,7 @@ func (r *resolver) lookup(_ context.Context, host string) ([]string, error) {
 // startAgent runs a streamer until the test ends.
 func startAgent(t *testing.T, o Options, r *resolver) *Streamer {
 	t.Helper()
-	s, err := New(o, discard())
+	s, err := New(o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,24 +132,17 @@ func nodeReport(node string, seq uint64) *telemetryv1.NodeReport {
 	}
 }
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
+// eventually waits up to 20 s for cond.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	eventuallyWithin(t, 20*time.Second, what, cond)
+	testutil.Eventually(t, 20*time.Second, what, cond)
 }
 
 // eventuallyWithin is eventually with its own limit, for waits whose work
 // grows with the test's size (hundreds of TLS handshakes under the race
 // detector on a busy 2-core machine), where the limit guards a hang, not a
-// speed.
+// speed. (stream_test.go imports Prometheus' testutil.)
 func eventuallyWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, limit, what, cond)
 }

@@ -147,7 +147,7 @@ func (r *replica) sendLoop(ctx context.Context, st grpc.BidiStreamingClient[tele
 	m := r.s.metrics
 	for {
 		if o := r.s.latest.Load(); o != nil && o != sent {
-			if err := st.Send(o.report); err != nil {
+			if err := st.SendMsg(o.message(st)); err != nil {
 				if errors.Is(err, io.EOF) { // the picker ended the stream: its status comes from Recv
 					return nil
 				}

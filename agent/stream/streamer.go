@@ -20,10 +20,33 @@ import (
 // production one.
 type Resolver func(ctx context.Context, host string) ([]string, error)
 
-// outgoing is the newest report with its encoded size, computed once.
+// outgoing is the newest report with its encoded size, computed once, and
+// its wire encoding, made once by the first replica that sends it and
+// shared by the others.
 type outgoing struct {
 	report *telemetryv1.NodeReport
 	size   int
+
+	once    sync.Once
+	encoded *grpc.PreparedMsg // nil if encoding failed: send the report
+}
+
+// message returns what to send on st: the report encoded once for every
+// replica. A PreparedMsg carries the codec and compressor of the stream it
+// was encoded on; every replica's stream has the same (the default proto
+// codec, no compression: they share their dial options), so one encoding
+// serves all.
+func (o *outgoing) message(st grpc.ClientStream) any {
+	o.once.Do(func() {
+		pm := &grpc.PreparedMsg{}
+		if err := pm.Encode(st, o.report); err == nil {
+			o.encoded = pm
+		}
+	})
+	if o.encoded == nil {
+		return o.report
+	}
+	return o.encoded
 }
 
 // Streamer keeps one stream per picker replica and sends each the newest

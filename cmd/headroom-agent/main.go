@@ -20,8 +20,9 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("headroom-agent", flag.ContinueOnError)
-	opts := agent.DefaultOptions()
+	opts, gpu := agent.DefaultOptions(), defaultGPUBackend()
 	opts.AddFlags(fs)
+	gpu.AddFlags(fs)
 	showVersion := version.AddFlag(fs)
 	envflag.Usage(fs, "HEADROOM_")
 	if err := envflag.Parse(fs, "HEADROOM_", args, nil); err != nil {
@@ -35,14 +36,18 @@ func run(args []string) int {
 		fmt.Println("headroom-agent", version.Get())
 		return 0
 	}
-	if err := opts.Validate(); err != nil {
+	if err := errors.Join(opts.Validate(), gpu.Validate()); err != nil {
 		fmt.Fprintf(os.Stderr, "headroom-agent: invalid configuration:\n%v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := opts.NewLogger(os.Stderr)
-	a, err := agent.New(ctx, opts, logger)
+	err := gpu.apply(ctx, &opts, logger)
+	var a *agent.Agent
+	if err == nil {
+		a, err = agent.New(ctx, opts, logger)
+	}
 	if err == nil {
 		err = a.Run(ctx)
 	}

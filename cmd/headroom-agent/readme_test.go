@@ -18,8 +18,9 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := flag.NewFlagSet("headroom-agent", flag.ContinueOnError)
-	opts := agent.DefaultOptions()
+	opts, gpu := agent.DefaultOptions(), defaultGPUBackend()
 	opts.AddFlags(fs)
+	gpu.AddFlags(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		row := "| `--" + f.Name + "` | `" + envflag.Name("HEADROOM_", f.Name) + "` |"
 		if !strings.Contains(string(readme), row) {

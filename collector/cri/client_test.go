@@ -2,12 +2,13 @@ package cri
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/sim/kubenode"
 )
 
@@ -32,7 +33,7 @@ func testClient(t *testing.T, r *kubenode.Runtime) *Client {
 	t.Helper()
 	o := DefaultOptions()
 	o.Socket = r.Socket()
-	c, err := New(o, slog.New(slog.DiscardHandler))
+	c, err := New(o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,13 +158,12 @@ func TestRuntimeRestart(t *testing.T) {
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Refresh(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reconnect: %v", c.Status().LastErr)
+	testutil.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if err := c.Refresh(ctx); err != nil {
+			return fmt.Errorf("no reconnect: %w", err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if !c.Status().StaleSince.IsZero() {
 		t.Error("still stale after the runtime came back")
 	}

@@ -27,8 +27,6 @@ type Options struct {
 	Retry time.Duration
 	// Update is how often DCGM samples the watched fields.
 	Update time.Duration
-	// Library, when set, replaces the go-dcgm adapter (tests, the demo).
-	Library Library
 }
 
 // DefaultOptions returns the defaults: an embedded host engine.

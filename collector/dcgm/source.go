@@ -1,8 +1,8 @@
 // Package dcgm is the agent's DCGM source: when a DCGM host engine is there
 // (embedded, or a standalone nv-hostengine), it watches the profiling
 // fields (SM activity and occupancy, tensor and DRAM activity, PCIe and
-// NVLink bytes) and lays them on the GPUs the nvml source found, matched
-// by UUID.
+// NVLink bytes) and, in its enrich step, lays them on the GPUs the nvml
+// source found, matched by UUID.
 //
 // DCGM is optional: a node without libdcgm or without a reachable host
 // engine is a normal state, not a failure. The source then logs once,
@@ -23,7 +23,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Name is the source's name in the collector table.
@@ -153,15 +154,32 @@ func (s *Source) open() ([]GPU, error) {
 	return gpus, nil
 }
 
-// Collect reads the latest profiling values of every GPU DCGM knows. While
-// DCGM is unavailable it succeeds with the source marked down and no
-// readings.
-func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
+// Entry is the dcgm collector's row of the collector table, reading lib
+// (go-dcgm through godcgm, or a fake) with options o.
+func Entry(lib Library, o Options) collector.Entry {
+	opts := &o
+	return collector.Entry{
+		// Default on: without a host engine it reports down and succeeds.
+		Name: Name, DefaultOn: true,
+		Help:    "DCGM profiling fields (SM, tensor and DRAM activity, PCIe and NVLink bytes) when a host engine is there; NVML's GPM values stand otherwise",
+		Options: opts,
+		Reads:   []snapshot.Section{snapshot.SectionGPUs},
+		Writes:  []snapshot.Section{snapshot.SectionProfiling},
+		New: func(env collector.Env) (collector.Source, error) {
+			return New(env.Ctx, lib, *opts, env.Logger), nil
+		},
+	}
+}
+
+// Collect reads the latest profiling values of every GPU DCGM knows; its
+// enrich step lays them on NVML's GPUs. While DCGM is unavailable it
+// succeeds with the source marked down and no readings.
+func (s *Source) Collect(ctx context.Context) (collector.Reading, error) {
 	s.mu.Lock()
 	if s.state != stateConnected {
 		s.maybeConnectLocked()
 		s.mu.Unlock()
-		return part(false, nil), nil
+		return collector.Reading{Enrich: enrich(false, nil)}, nil
 	}
 	gpus := s.gpus
 	s.mu.Unlock()
@@ -172,9 +190,9 @@ func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
 		s.logger.Warn("DCGM host engine connection lost; reconnecting", "err", err)
 	}
 	if err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
-	return part(true, prof), nil
+	return collector.Reading{Enrich: enrich(true, prof)}, nil
 }
 
 // read takes the latest values of every GPU, keyed by UUID.
@@ -220,17 +238,24 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// part marks DCGM up or down and lays each profile on the GPU of the same
-// UUID. GPUs DCGM does not know, and lost ones, keep Profiling nil.
-func part(up bool, prof map[string]*snapshot.Profiling) snapshot.Part {
-	return func(snap *snapshot.Snapshot) {
-		snap.System.DCGM = &snapshot.DCGM{Up: up}
+// enrich is the enrich step of one reading: it marks DCGM up or down and
+// lays each profile on NVML's GPU of the same UUID. GPUs DCGM does not
+// know, and lost ones, keep Profiling nil.
+func enrich(up bool, prof map[string]*snapshot.Profiling) collector.Enrich {
+	return func(_ context.Context, snap *snapshot.Snapshot) (snapshot.Part, error) {
+		on := make(map[int]*snapshot.Profiling, len(prof)) // GPU slice index → profile
 		for i := range snap.GPUs {
 			g := &snap.GPUs[i]
 			if p, ok := prof[g.UUID]; ok && !g.Lost {
-				g.Profiling = p
+				on[i] = p
 			}
 		}
+		return func(snap *snapshot.Snapshot) {
+			snap.System.DCGM = &snapshot.DCGM{Up: up}
+			for i, p := range on {
+				snap.GPUs[i].Profiling = p
+			}
+		}, nil
 	}
 }
 

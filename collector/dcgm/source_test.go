@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/internal/testutil"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 const retry = 30 * time.Second
@@ -50,15 +51,22 @@ func newRig(t *testing.T, setup func(*fakeLibrary)) *rig {
 // and waits for any connection attempt Collect started.
 func (r *rig) collect(nvmlGPUs ...snapshot.GPU) (*snapshot.Snapshot, error) {
 	r.t.Helper()
-	part, err := r.src.Collect(r.t.Context())
+	rd, err := r.src.Collect(r.t.Context())
 	r.src.attempts.Wait()
 	if err != nil {
-		if part != nil {
-			r.t.Errorf("Collect returned a part with error %v", err)
+		if rd.Own != nil || rd.Enrich != nil {
+			r.t.Errorf("Collect returned a reading with error %v", err)
 		}
 		return nil, err
 	}
+	if rd.Own != nil {
+		r.t.Error("the dcgm source fills no section of its own")
+	}
 	snap := &snapshot.Snapshot{GPUs: slices.Clone(nvmlGPUs)}
+	part, err := rd.Enrich(r.t.Context(), snap)
+	if err != nil {
+		return nil, err
+	}
 	part(snap)
 	return snap, nil
 }
@@ -294,7 +302,7 @@ func TestCloseShutsDownOnlyAConnection(t *testing.T) {
 			t.Parallel()
 			lib := newFake(t)
 			lib.engineUp = up
-			src := newSource(context.Background(), lib, DefaultOptions(), slog.New(slog.DiscardHandler), time.Now)
+			src := newSource(context.Background(), lib, DefaultOptions(), testutil.Logger(), time.Now)
 			if err := src.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +328,7 @@ func TestNoAttemptAfterContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	lib := newFake(t)
-	src := newSource(ctx, lib, DefaultOptions(), slog.New(slog.DiscardHandler), time.Now)
+	src := newSource(ctx, lib, DefaultOptions(), testutil.Logger(), time.Now)
 	if _, err := src.Collect(t.Context()); err != nil {
 		t.Fatal(err)
 	}

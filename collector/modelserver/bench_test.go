@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
 // BenchmarkParse is the parse of one realistic vLLM response (two
@@ -29,7 +31,7 @@ func BenchmarkRound(b *testing.B) {
 	body := fixture(b, "vllm.prom")
 	for _, n := range []int{1, 8} {
 		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) {
-			s := newScraper(5*time.Second, discard())
+			s := newScraper(5*time.Second, testutil.Logger())
 			defer s.client.CloseIdleConnections()
 			var specs []targetSpec
 			for i := range n {

@@ -4,8 +4,8 @@ import (
 	"math"
 	"testing"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // FuzzParse feeds the model-server parser arbitrary responses, as text or

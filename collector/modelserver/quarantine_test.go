@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // A server that serves an impossible value loses only that value: the

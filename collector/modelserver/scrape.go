@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // MaxBodyBytes bounds a metrics response; a larger one is an error.
@@ -62,6 +62,12 @@ type scraper struct {
 
 	mu      sync.Mutex
 	targets []*target // replaced, never modified in place
+	// added is signalled when targets arrive: the clock stops while
+	// there are none (on a node with no model server it cost a quarter of
+	// the agent's CPU in wake-ups).
+	added chan struct{}
+	// rounds counts rounds, for tests.
+	rounds atomic.Int64
 
 	latest  atomic.Pointer[Table]
 	updated chan struct{}
@@ -84,7 +90,7 @@ func newScraper(timeout time.Duration, logger *slog.Logger) *scraper {
 		// pod): the agent reads only the address it derived itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	s := &scraper{client: client, timeout: timeout, logger: logger, updated: make(chan struct{}, 1)}
+	s := &scraper{client: client, timeout: timeout, logger: logger, updated: make(chan struct{}, 1), added: make(chan struct{}, 1)}
 	empty := Table{}
 	s.latest.Store(&empty)
 	return s
@@ -114,6 +120,12 @@ func (s *scraper) setTargets(specs []targetSpec) bool {
 	if changed {
 		s.targets = next
 	}
+	if changed && len(next) > 0 {
+		select {
+		case s.added <- struct{}{}:
+		default:
+		}
+	}
 	return changed
 }
 
@@ -124,16 +136,24 @@ func (s *scraper) current() []*target {
 }
 
 // run scrapes a round every interval until ctx ends. A round that overruns
-// delays the next one.
+// delays the next one. While there are no targets the clock stops: the
+// next round is the moment targets arrive.
 func (s *scraper) run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		s.round(ctx)
+		tick, added := t.C, (<-chan struct{})(nil)
+		if s.round(ctx) == 0 {
+			// That round published the empty table; targets that came
+			// since have signalled.
+			tick, added = nil, s.added
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
+		case <-added:
+			t.Reset(interval)
 		}
 	}
 }
@@ -145,8 +165,10 @@ const roundGrace = 50 * time.Millisecond
 
 // round scrapes every target not still in flight, all under one
 // deadline, then publishes the readings. It returns by the timeout (plus
-// a little grace) whatever the endpoints do.
-func (s *scraper) round(ctx context.Context) {
+// a little grace) whatever the endpoints do, with the number of targets
+// it had.
+func (s *scraper) round(ctx context.Context) int {
+	s.rounds.Add(1)
 	targets := s.current()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -175,6 +197,7 @@ func (s *scraper) round(ctx context.Context) {
 		timer.Stop()
 	}
 	s.publish(targets)
+	return len(targets)
 }
 
 // scrapeOne fetches and parses one target and stores its new reading. A

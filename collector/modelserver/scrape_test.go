@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
 // Modes of a fakeServer.
@@ -76,11 +77,9 @@ func newBenchServer(b *testing.B, body []byte) string {
 	return srv.URL + "/metrics"
 }
 
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
 func testScraper(t *testing.T, timeout time.Duration) *scraper {
 	t.Helper()
-	s := newScraper(timeout, discard())
+	s := newScraper(timeout, testutil.Logger())
 	t.Cleanup(s.client.CloseIdleConnections)
 	return s
 }
@@ -339,5 +338,38 @@ func TestScrapeCountsDroppedValues(t *testing.T) {
 	}
 	if want := map[string]uint64{"negative": 2, "out_of_range": 2}; !reflect.DeepEqual(r.Dropped, want) {
 		t.Fatalf("dropped %v, want %v", r.Dropped, want)
+	}
+}
+
+// TestClockStopsWithoutTargets: with no target the scraper does not wake on
+// its clock (a node with no model server paid for ten rounds a second), and
+// it scrapes as soon as targets arrive and on its clock after that; when
+// the last target goes it publishes the empty table and stops again.
+func TestClockStopsWithoutTargets(t *testing.T) {
+	t.Parallel()
+	s := testScraper(t, time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() { defer close(done); s.run(ctx, time.Millisecond) }()
+
+	testutil.Eventually(t, 10*time.Second, "the first round", func() bool { return s.rounds.Load() >= 1 })
+	time.Sleep(50 * time.Millisecond) // fifty ticks of the clock
+	if n := s.rounds.Load(); n != 1 {
+		t.Fatalf("%d rounds with no target, want 1 (the clock kept running)", n)
+	}
+
+	srv := newFakeServer(t, fixture(t, "vllm.prom"))
+	s.setTargets([]targetSpec{{key: "k", url: srv.URL, engine: VLLM}})
+	testutil.Eventually(t, 10*time.Second, "a scrape of the new target", func() bool { return srv.requests.Load() >= 1 })
+	testutil.Eventually(t, 10*time.Second, "rounds on the clock", func() bool { return srv.requests.Load() >= 5 })
+
+	s.setTargets(nil)
+	testutil.Eventually(t, 10*time.Second, "the empty table", func() bool { return len(*s.latest.Load()) == 0 })
+	time.Sleep(10 * time.Millisecond) // a round still under way ends
+	before := s.rounds.Load()
+	time.Sleep(50 * time.Millisecond)
+	if n := s.rounds.Load() - before; n > 1 {
+		t.Errorf("%d rounds after the last target went, want at most 1", n)
 	}
 }

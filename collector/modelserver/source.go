@@ -4,12 +4,12 @@
 // clock and keeps the routing signals: waiting and running requests,
 // KV-cache use and LoRA adapters.
 //
-// In Kubernetes the targets are the GPU pods of the pods source's
-// snapshot (the source runs after it in the collector table); on a host
-// with no kubelet they are listed with --modelserver.endpoints or
-// --modelserver.endpoints-file and reported as pods. A slow, hanging or
+// In Kubernetes the targets are the GPU pods the pods source's enrich step
+// found (this source's enrich step comes after it in the collector table);
+// on a host with no kubelet they are listed with --modelserver.endpoints
+// or --modelserver.endpoints-file and reported as pods. A slow, hanging or
 // garbled endpoint marks only itself stale and keeps its last reading.
-// Latest and Updated feed the report stream between sampling ticks.
+// Updated and Newest feed the report stream between sampling ticks.
 package modelserver
 
 import (
@@ -18,9 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Name is the source's name in the collector table.
@@ -112,6 +114,26 @@ func (o *Options) endpoints() ([]Endpoint, error) {
 	return all, errors.Join(errs...)
 }
 
+// Entry is the modelserver collector's row of the collector table, with
+// options o.
+func Entry(o Options) collector.Entry {
+	opts := &o
+	return collector.Entry{
+		// Default on: no GPU pods and no standalone endpoints means
+		// nothing to scrape.
+		Name: Name, DefaultOn: true,
+		Help:    "each GPU pod's model-server metrics (vLLM, SGLang, TRT-LLM, Triton): queue, running batch, KV-cache use, LoRA adapters",
+		Options: opts,
+		// The overlay reads the pods the join found (and the GPUs, for
+		// standalone endpoints) and adds standalone pods and readings.
+		Reads:  []snapshot.Section{snapshot.SectionGPUs, snapshot.SectionAttribution},
+		Writes: []snapshot.Section{snapshot.SectionAttribution, snapshot.SectionModelServers},
+		New: func(env collector.Env) (collector.Source, error) {
+			return New(env.Ctx, *opts, env.Logger)
+		},
+	}
+}
+
 // Source is the model-server source.
 type Source struct {
 	opts       Options
@@ -153,8 +175,16 @@ func (s *Source) Latest() Table { return *s.scraper.latest.Load() }
 
 // Updated is signalled (without blocking) after every scrape round that
 // changed anything. It has capacity 1: a slow reader sees one signal for
-// several rounds and reads Latest then.
+// several rounds and reads Newest then.
 func (s *Source) Updated() <-chan struct{} { return s.scraper.updated }
+
+// Newest returns the newest round's reading of a pod, or nil, for reports
+// sent between sampling ticks. The lookup reads one round's table (loaded
+// once, immutable), so one report never mixes two rounds.
+func (s *Source) Newest() func(*snapshot.Pod) *snapshot.ModelServer {
+	table := s.Latest()
+	return func(p *snapshot.Pod) *snapshot.ModelServer { return table[Key(p)] }
+}
 
 // Key is the Table key of a snapshot pod: its UID, or
 // "standalone/<name>" for a standalone endpoint.
@@ -167,31 +197,41 @@ func Key(p *snapshot.Pod) string {
 
 func standaloneKey(name string) string { return "standalone/" + name }
 
-// Collect returns a part that adds the standalone endpoints as pods,
-// points the scraper at the snapshot's GPU pods and attaches each pod's
-// newest reading. It never fails: a pod whose server does not answer
-// carries a stale reading.
-func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
+// Collect reads nothing itself: the scrapes run on their own clock. Its
+// enrich step adds the standalone endpoints as pods, points the scraper at
+// the snapshot's GPU pods and attaches each pod's newest reading. It never
+// fails: a pod whose server does not answer carries a stale reading.
+func (s *Source) Collect(ctx context.Context) (collector.Reading, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
-	return s.apply, nil
+	return collector.Reading{Enrich: s.enrich}, nil
 }
 
-func (s *Source) apply(snap *snapshot.Snapshot) {
-	if len(s.standalone) > 0 {
-		if snap.Attribution == nil {
-			snap.Attribution = &snapshot.Attribution{}
-		}
-		addStandalone(snap, s.standalone, s.gpuRefs, s.logger)
-	}
+// enrich is the enrich step. It reads the snapshot's pods and GPUs and
+// returns the pods, standalone ones added, each with its newest reading.
+func (s *Source) enrich(_ context.Context, snap *snapshot.Snapshot) (snapshot.Part, error) {
 	var pods []snapshot.Pod
 	if snap.Attribution != nil {
 		pods = snap.Attribution.Pods
 	}
 	s.scraper.setTargets(s.pods.specs(pods, s.standalone))
+	if snap.Attribution == nil && len(s.standalone) == 0 {
+		return nil, nil // no pods to read for
+	}
+	if len(s.standalone) > 0 {
+		pods = addStandalone(pods, snap.GPUs, s.standalone, s.gpuRefs, s.logger)
+	} else {
+		pods = slices.Clone(pods)
+	}
 	table := s.Latest()
 	for i := range pods {
 		pods[i].ModelServer = table[Key(&pods[i])]
 	}
+	return func(snap *snapshot.Snapshot) {
+		if snap.Attribution == nil {
+			snap.Attribution = &snapshot.Attribution{}
+		}
+		snap.Attribution.Pods = pods
+	}, nil
 }

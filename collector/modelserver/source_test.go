@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/internal/testutil"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // hostPort splits a test server's URL.
@@ -89,7 +90,7 @@ func TestSourceKubernetesPods(t *testing.T) {
 	o.Interval, o.Timeout = 20*time.Millisecond, 5*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := New(ctx, o, discard())
+	s, err := New(ctx, o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +103,7 @@ func TestSourceKubernetesPods(t *testing.T) {
 		return &snapshot.Snapshot{Attribution: &snapshot.Attribution{Pods: ps}}
 	}
 	apply := func(snap *snapshot.Snapshot) {
-		part, err := s.Collect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		part(snap)
+		enrich(t, s, snap)
 	}
 	apply(podsNow(true))
 	for tb := waitUpdate(t, s); tb["ua"] == nil || tb["ub"] == nil; tb = waitUpdate(t, s) {
@@ -137,7 +134,7 @@ func TestSourceStandalone(t *testing.T) {
 	o.Endpoints = "name=tri-0,engine=triton,gpus=0,endpoint=" + net.JoinHostPort(ip, strconv.Itoa(port))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := New(ctx, o, discard())
+	s, err := New(ctx, o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +142,7 @@ func TestSourceStandalone(t *testing.T) {
 	for waitUpdate(t, s)["standalone/tri-0"] == nil {
 	}
 	snap := &snapshot.Snapshot{GPUs: []snapshot.GPU{{Index: 0, UUID: "GPU-0"}}}
-	part, err := s.Collect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part(snap)
+	enrich(t, s, snap)
 	if snap.Attribution == nil || len(snap.Attribution.Pods) != 1 {
 		t.Fatalf("attribution %+v", snap.Attribution)
 	}
@@ -166,7 +159,7 @@ func TestNewRejectsBadEndpoints(t *testing.T) {
 	t.Parallel()
 	o := DefaultOptions()
 	o.Endpoints = "name=x"
-	if _, err := New(context.Background(), o, discard()); err == nil {
+	if _, err := New(context.Background(), o, testutil.Logger()); err == nil {
 		t.Error("New accepted a bad endpoint")
 	}
 }
@@ -178,5 +171,24 @@ func TestKey(t *testing.T) {
 	}
 	if k := Key(&snapshot.Pod{Name: "n"}); k != "standalone/n" {
 		t.Errorf("standalone key %q", k)
+	}
+}
+
+// enrich runs the source's sample on snap: Collect, then its enrich step.
+func enrich(t *testing.T, s *Source, snap *snapshot.Snapshot) {
+	t.Helper()
+	r, err := s.Collect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Own != nil {
+		t.Fatal("the modelserver source fills no section of its own")
+	}
+	part, err := r.Enrich(t.Context(), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part != nil {
+		part(snap)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Endpoint is one standalone model server (a host with no kubelet).
@@ -240,19 +240,20 @@ func checkURL(s string) error {
 	return nil
 }
 
-// addStandalone adds the endpoints to the snapshot as pods, their GPUs
-// resolved against the snapshot's. A GPU reference not on the node is
-// logged once and left out.
-func addStandalone(snap *snapshot.Snapshot, eps []Endpoint, once *onceLog, logger *slog.Logger) {
-	a := snap.Attribution
+// addStandalone returns pods with the endpoints added as pods, their GPUs
+// resolved against gpus, sorted by namespace and name; pods itself is not
+// changed. A GPU reference not on the node is logged once and left out.
+func addStandalone(pods []snapshot.Pod, gpus []snapshot.GPU, eps []Endpoint, once *onceLog, logger *slog.Logger) []snapshot.Pod {
+	out := make([]snapshot.Pod, 0, len(pods)+len(eps))
+	out = append(out, pods...)
 	for _, ep := range eps {
 		p := snapshot.Pod{Name: ep.Name, IP: ep.IP, Port: ep.Port, Engine: string(ep.Engine)}
 		for _, ref := range ep.GPUs {
-			uuid, ok := resolveGPU(snap.GPUs, ref)
+			uuid, ok := resolveGPU(gpus, ref)
 			if !ok {
 				if once.first(ep.Name + "\x00" + ref) {
 					logger.Warn("standalone endpoint names a GPU not on this node; leaving it out",
-						"endpoint", ep.Name, "gpu", ref, "gpus_on_node", len(snap.GPUs))
+						"endpoint", ep.Name, "gpu", ref, "gpus_on_node", len(gpus))
 				}
 				continue
 			}
@@ -261,11 +262,12 @@ func addStandalone(snap *snapshot.Snapshot, eps []Endpoint, once *onceLog, logge
 			}
 		}
 		slices.Sort(p.GPUs)
-		a.Pods = append(a.Pods, p)
+		out = append(out, p)
 	}
-	slices.SortStableFunc(a.Pods, func(x, y snapshot.Pod) int {
+	slices.SortStableFunc(out, func(x, y snapshot.Pod) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
+	return out
 }
 
 // resolveGPU finds the physical GPU an index, GPU UUID or MIG UUID names.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func TestParseEndpoints(t *testing.T) {
@@ -169,8 +169,10 @@ func TestAddStandalone(t *testing.T) {
 			GPUs:        []snapshot.GPU{{Index: 0, UUID: "GPU-a"}, {Index: 1, UUID: "GPU-b", MIG: []snapshot.MIGDevice{{UUID: "MIG-b1"}}}},
 			Attribution: &snapshot.Attribution{Pods: []snapshot.Pod{{UID: "u", Namespace: "llm", Name: "k8s"}}},
 		}
-		addStandalone(snap, eps, once, logger)
-		pods := snap.Attribution.Pods
+		pods := addStandalone(snap.Attribution.Pods, snap.GPUs, eps, once, logger)
+		if len(snap.Attribution.Pods) != 1 {
+			t.Fatalf("the snapshot's pods were changed: %+v", snap.Attribution.Pods)
+		}
 		if len(pods) != 3 || pods[0].Name != "a-first" || pods[1].Name != "z-last" || pods[2].Name != "k8s" {
 			t.Fatalf("pods %+v", pods)
 		}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // podTargets turns snapshot pods into scrape targets.

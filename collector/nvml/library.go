@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Errors a Library reports. Adapters translate the NVML return codes into

@@ -1,6 +1,6 @@
 package nvml
 
-import "github.com/headroom-dev/headroom/agent/snapshot"
+import "github.com/headroom-dev/headroom/snapshot"
 
 // sampleGPU takes every reading of one GPU. A lost GPU keeps its identity
 // and reports no readings; a reading the GPU lacks is simply absent.

@@ -17,7 +17,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Name is the source's name in the collector table.
@@ -140,23 +141,39 @@ func (s *Source) discover() error {
 	return nil
 }
 
-// Collect samples every GPU.
-func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
+// Entry is the nvml collector's row of the collector table: it samples
+// the GPUs of lib (the driver through gonvml, or simulated ones).
+func Entry(lib Library) collector.Entry {
+	return collector.Entry{
+		Name: Name, DefaultOn: true,
+		Help: "GPUs through NVML: memory, utilisation, SM activity, thermals, ECC, processes, MIG, Xid",
+		Owns: []snapshot.Section{snapshot.SectionGPUs},
+		New: func(env collector.Env) (collector.Source, error) {
+			if lib == nil {
+				return nil, errors.New("no GPU backend configured")
+			}
+			return New(env.Ctx, lib, env.Logger), nil
+		},
+	}
+}
+
+// Collect samples every GPU. It owns the GPUs and the driver versions.
+func (s *Source) Collect(ctx context.Context) (collector.Reading, error) {
 	if err := s.ensureInit(); err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
 	gpus := make([]snapshot.GPU, 0, len(s.gpus))
 	for _, g := range s.gpus {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return collector.Reading{}, err
 		}
 		gpus = append(gpus, s.sampleGPU(g))
 	}
 	sys := s.system
-	return func(snap *snapshot.Snapshot) {
-		snap.System = sys
+	return collector.Reading{Own: func(snap *snapshot.Snapshot) {
+		snap.System.DriverVersion, snap.System.NVMLVersion, snap.System.CUDADriverVersion = sys.DriverVersion, sys.NVMLVersion, sys.CUDADriverVersion
 		snap.GPUs = gpus
-	}, nil
+	}}, nil
 }
 
 // Close stops the event watcher and shuts NVML down.

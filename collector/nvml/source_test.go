@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/internal/testutil"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // fakeLib is a Library whose Init fails until told otherwise and whose
@@ -103,12 +104,12 @@ func TestInitRetriesOnItsOwnClockAndLogsOnce(t *testing.T) {
 
 	lib.initErr = nil // the driver container finished installing
 	now = now.Add(DefaultInitRetry)
-	part, err := s.Collect(context.Background())
+	r, err := s.Collect(context.Background())
 	if err != nil {
 		t.Fatalf("collect after the library appeared: %v", err)
 	}
 	var snap snapshot.Snapshot
-	part(&snap)
+	r.Own(&snap)
 	if len(snap.GPUs) != 1 || snap.GPUs[0].Memory.Used != 4 || snap.System.DriverVersion != "1.0" {
 		t.Errorf("snapshot = %+v", snap)
 	}
@@ -123,7 +124,7 @@ func TestInitRetriesOnItsOwnClockAndLogsOnce(t *testing.T) {
 func TestCollectHonoursContext(t *testing.T) {
 	t.Parallel()
 	lib := &fakeLib{devs: []Device{fakeDevice{0}, fakeDevice{1}}}
-	s := New(context.Background(), lib, slog.New(slog.DiscardHandler))
+	s := New(context.Background(), lib, testutil.Logger())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.Collect(ctx); !errors.Is(err, context.Canceled) {

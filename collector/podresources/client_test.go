@@ -3,10 +3,13 @@ package podresources
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	podresv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
 const (
@@ -122,13 +125,12 @@ func TestKubeletRestartMidRun(t *testing.T) {
 	if err := k.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Refresh(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reconnect: %v", c.Status().LastErr)
+	testutil.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if err := c.Refresh(ctx); err != nil {
+			return fmt.Errorf("no reconnect: %w", err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if st := c.Status(); !st.StaleSince.IsZero() || c.View().Assignments[0].Pod != "b" {
 		t.Errorf("after restart: status %+v, view %+v", st, c.View().Assignments)
 	}

@@ -1,7 +1,6 @@
 package podresources
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	podresv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/sim/kubenode"
 )
 
@@ -37,7 +37,7 @@ func testClient(t *testing.T, k *kubenode.Kubelet, mutate func(*Options)) *Clien
 	if mutate != nil {
 		mutate(&o)
 	}
-	c, err := New(o, slog.New(slog.DiscardHandler))
+	c, err := New(o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

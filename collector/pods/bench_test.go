@@ -3,14 +3,15 @@ package pods
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/sim/kubenode"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // benchNode is 110 pods (two containers each) on a node of 8 GPUs with 200
@@ -69,10 +70,10 @@ func newBenchNode(b *testing.B) *benchNode {
 	b.Cleanup(kub.Stop)
 	b.Cleanup(rt.Stop)
 	o := DefaultOptions()
-	o.KubeletSocket, o.RuntimeSocket, o.ProcRoot, o.CgroupRoot, o.Refresh = kub.Socket(), rt.Socket(), tree.Proc, tree.Cgroup, time.Hour
+	o.KubeletSocket, o.RuntimeSocket, o.Refresh = kub.Socket(), rt.Socket(), time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	src, err := New(ctx, o, slog.New(slog.DiscardHandler))
+	src, err := New(ctx, o, collector.Host{ProcRoot: tree.Proc, CgroupRoot: tree.Cgroup}, testutil.Logger())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,13 +84,18 @@ func newBenchNode(b *testing.B) *benchNode {
 	return &benchNode{src: src, gpus: gpus, kub: kub}
 }
 
-// sample runs one tick: Collect, then the part on a fresh snapshot.
+// sample runs one tick: Collect, then its enrich step on a fresh snapshot.
 func (n *benchNode) sample(b *testing.B) *snapshot.Attribution {
-	part, err := n.src.Collect(context.Background())
+	ctx := context.Background()
+	r, err := n.src.Collect(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
 	snap := &snapshot.Snapshot{GPUs: n.gpus}
+	part, err := r.Enrich(ctx, snap)
+	if err != nil {
+		b.Fatal(err)
+	}
 	part(snap)
 	return snap.Attribution
 }

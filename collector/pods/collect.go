@@ -5,20 +5,21 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
-// Collect reads the cgroups of the GPU pods' containers and returns a part
-// that joins the cached views with this tick's GPU processes. It fails
-// only while neither the kubelet nor the runtime has ever answered; a view
-// that answered once and then stopped is used and reported stale.
-func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
+// Collect reads the cgroups of the GPU pods' containers; its enrich step
+// joins the cached views with this tick's GPU processes. It fails only
+// while neither the kubelet nor the runtime has ever answered; a view that
+// answered once and then stopped is used and reported stale.
+func (s *Source) Collect(ctx context.Context) (collector.Reading, error) {
 	alloc, rt := s.kubelet.View(), s.runtime.View()
 	if alloc == nil && rt == nil {
 		kerr, rerr := s.kubelet.Status().LastErr, s.runtime.Status().LastErr
-		return nil, fmt.Errorf("%w (kubelet: %v; runtime: %v)", ErrNoViews, kerr, rerr)
+		return collector.Reading{}, fmt.Errorf("%w (kubelet: %v; runtime: %v)", ErrNoViews, kerr, rerr)
 	}
 	memory := map[string]*snapshot.ContainerMemory{}
 	if rt != nil {
@@ -30,27 +31,46 @@ func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
 		s.mu.Unlock()
 		for uid := range pods {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return collector.Reading{}, err
 			}
 			s.readPod(rt, uid, memory)
 		}
 	}
 	in := joinInput{alloc: alloc, runtime: rt, resolve: s.resolve, memory: memory, sidecars: s.sidecars}
 	kst, rst := s.kubelet.Status(), s.runtime.Status()
-	return func(snap *snapshot.Snapshot) {
-		s.beginTick()
-		a, stale := join(snap.GPUs, in)
-		s.endTick(a)
+	return collector.Reading{Enrich: func(ctx context.Context, snap *snapshot.Snapshot) (snapshot.Part, error) {
+		a, procs, err := s.join(ctx, snap.GPUs, in)
+		if err != nil {
+			return nil, err
+		}
 		a.Kubelet = snapshot.SourceFreshness{LastSuccess: kst.LastSuccess, StaleSince: kst.StaleSince}
 		a.Runtime = snapshot.SourceFreshness{LastSuccess: rst.LastSuccess, StaleSince: rst.StaleSince}
-		if stale {
-			// A process in a container the views do not know yet: ask
-			// sooner than the interval (the loops keep their minimum gap).
-			s.kubelet.Trigger()
-			s.runtime.Trigger()
-		}
-		snap.Attribution = a
-	}, nil
+		return func(snap *snapshot.Snapshot) {
+			setOwners(snap.GPUs, procs)
+			snap.Attribution = a
+		}, nil
+	}}, nil
+}
+
+// join is the enrich step: it attributes this tick's GPU processes
+// (resolving new PIDs through /proc) and keeps the PID cache in step. It
+// only reads gpus.
+func (s *Source) join(ctx context.Context, gpus []snapshot.GPU, in joinInput) (*snapshot.Attribution, []procOwner, error) {
+	s.beginTick()
+	a, procs, stale := join(gpus, in)
+	if err := ctx.Err(); err != nil {
+		// Out of time: keep the PID cache as it was rather than forget
+		// PIDs this join did not reach.
+		return nil, nil, err
+	}
+	s.endTick(a)
+	if stale {
+		// A process in a container the views do not know yet: ask sooner
+		// than the interval (the loops keep their minimum gap).
+		s.kubelet.Trigger()
+		s.runtime.Trigger()
+	}
+	return a, procs, nil
 }
 
 // readPod reads the cgroup of every container of a pod. A container whose

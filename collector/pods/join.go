@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
 	"github.com/headroom-dev/headroom/collector/podresources"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // joinInput is everything one join needs; only resolve may do I/O.
@@ -25,12 +25,28 @@ type joinInput struct {
 	sidecars map[string]bool
 }
 
-// join attributes this tick's GPU processes to containers (filling each
-// process's Namespace, Pod and Container) and builds the attribution. stale
-// reports a process in a Kubernetes container the runtime's view does not
-// know yet, which is worth an early refresh; processes outside Kubernetes
-// (a host service holding a GPU) are not.
-func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, stale bool) {
+// procOwner names the container of one GPU process: the process at
+// GPUs[gpu].Processes[proc].
+type procOwner struct {
+	gpu, proc                 int
+	namespace, pod, container string
+}
+
+// setOwners fills each process's Namespace, Pod and Container.
+func setOwners(gpus []snapshot.GPU, owners []procOwner) {
+	for _, o := range owners {
+		p := &gpus[o.gpu].Processes[o.proc]
+		p.Namespace, p.Pod, p.Container = o.namespace, o.pod, o.container
+	}
+}
+
+// join attributes this tick's GPU processes to containers and builds the
+// attribution; it only reads gpus, and returns the owner of each process
+// it attributed (setOwners fills them in). stale reports a process in a
+// Kubernetes container the runtime's view does not know yet, which is
+// worth an early refresh; processes outside Kubernetes (a host service
+// holding a GPU) are not.
+func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, procs []procOwner, stale bool) {
 	a = &snapshot.Attribution{Owners: owners(gpus, in.alloc)}
 	use := map[string]map[string]snapshot.GPUUse{} // container ID → GPU UUID → use
 	gpuPods := map[string]bool{}                   // pod UIDs
@@ -57,7 +73,7 @@ func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, stale boo
 				stale = true
 				continue
 			}
-			p.Namespace, p.Pod, p.Container = pod.Namespace, pod.Name, ctr.Name
+			procs = append(procs, procOwner{gpu: gi, proc: pi, namespace: pod.Namespace, pod: pod.Name, container: ctr.Name})
 			gpuPods[pod.UID] = true
 			if use[ctr.ID] == nil {
 				use[ctr.ID] = map[string]snapshot.GPUUse{}
@@ -72,7 +88,7 @@ func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, stale boo
 		gpuPods[uid] = true
 	}
 	if in.runtime == nil {
-		return a, stale
+		return a, procs, stale
 	}
 	assigned := assignedGPUs(a.Owners)
 	for uid := range gpuPods {
@@ -87,7 +103,7 @@ func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, stale boo
 	slices.SortFunc(a.Pods, func(x, y snapshot.Pod) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
-	return a, stale
+	return a, procs, stale
 }
 
 // buildPod makes the snapshot pod of a runtime pod: its containers with

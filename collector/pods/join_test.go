@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
 	"github.com/headroom-dev/headroom/collector/podresources"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func ref(t *testing.T, id string) podresources.DeviceRef {
@@ -61,9 +61,13 @@ func TestJoin(t *testing.T) {
 		return pids[pid], nil
 	}
 	gs := gpus()
-	a, stale := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve,
+	a, procs, stale := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve,
 		memory:   map[string]*snapshot.ContainerMemory{"cp": {WorkingSet: 42}},
 		sidecars: map[string]bool{"istio-proxy": true}})
+	if p := gs[0].Processes[0]; p.Namespace != "" {
+		t.Errorf("join wrote process 1's owner %+v itself; it only reads the GPUs", p)
+	}
+	setOwners(gs, procs)
 
 	if !stale {
 		t.Error("pid 4 is in a container the runtime does not know: want an early refresh")
@@ -100,8 +104,8 @@ func TestJoin(t *testing.T) {
 func TestJoinBeforeTheViews(t *testing.T) {
 	t.Parallel()
 	gs := gpus()
-	a, stale := join(gs, joinInput{resolve: func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "u", ContainerID: "c"}, nil }})
-	if !stale || len(a.Pods) != 0 || a.UnattributedProcesses != 6 {
+	a, procs, stale := join(gs, joinInput{resolve: func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "u", ContainerID: "c"}, nil }})
+	if !stale || len(a.Pods) != 0 || a.UnattributedProcesses != 6 || len(procs) != 0 {
 		t.Errorf("without views: stale=%v attribution=%+v", stale, a)
 	}
 }
@@ -126,7 +130,7 @@ func TestJoinPodGPUsAndMeta(t *testing.T) {
 		{Index: 1, UUID: g1, Processes: []snapshot.Process{{PID: 2, UsedMemory: 1}}},
 	}
 	resolve := func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "ua", ContainerID: "ca"}, nil }
-	a, _ := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve})
+	a, _, _ := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve})
 	if len(a.Pods) != 2 {
 		t.Fatalf("pods %+v", a.Pods)
 	}

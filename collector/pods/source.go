@@ -18,31 +18,48 @@ import (
 	"sync"
 	"time"
 
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
 	"github.com/headroom-dev/headroom/collector/podresources"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Name is the source's name in the collector table.
 const Name = "pods"
 
-// Options configures the source.
+// Options configures the source. The host's /proc and cgroup mount are the
+// agent's (collector.Host).
 type Options struct {
 	KubeletSocket string
 	RuntimeSocket string
 	Refresh       time.Duration
-	ProcRoot      string
-	// CgroupRoot is the cgroup v2 mount; empty: read from mountinfo.
-	CgroupRoot string
-	Sidecars   string // comma-separated container names
-	Resources  string // comma-separated resource-name patterns
+	Sidecars      string // comma-separated container names
+	Resources     string // comma-separated resource-name patterns
 }
 
 // DefaultOptions returns the defaults for a Kubernetes GPU node.
 func DefaultOptions() Options {
 	return Options{
 		KubeletSocket: podresources.DefaultSocket, RuntimeSocket: cri.ContainerdSocket, Refresh: 10 * time.Second,
-		ProcRoot: "/proc", Sidecars: "istio-proxy", Resources: strings.Join(podresources.DefaultResources, ","),
+		Sidecars: "istio-proxy", Resources: strings.Join(podresources.DefaultResources, ","),
+	}
+}
+
+// Entry is the pods collector's row of the collector table, with options
+// o.
+func Entry(o Options) collector.Entry {
+	opts := &o
+	return collector.Entry{
+		Name: Name, DefaultOn: true,
+		Help:    "pod and container of each GPU and process (kubelet pod-resources, CRI, /proc), container memory and CPU from cgroup v2",
+		Options: opts,
+		// The join attributes NVML's processes and builds the pods.
+		Reads:  []snapshot.Section{snapshot.SectionGPUs},
+		Writes: []snapshot.Section{snapshot.SectionProcessOwners, snapshot.SectionAttribution},
+		New: func(env collector.Env) (collector.Source, error) {
+			return New(env.Ctx, *opts, env.Host, env.Logger)
+		},
 	}
 }
 
@@ -51,8 +68,6 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.KubeletSocket, "pods.kubelet-socket", o.KubeletSocket, "kubelet pod-resources socket")
 	fs.StringVar(&o.RuntimeSocket, "pods.runtime-socket", o.RuntimeSocket, "CRI socket (CRI-O: "+cri.CRIOSocket+")")
 	fs.DurationVar(&o.Refresh, "pods.refresh-interval", o.Refresh, "how often to ask the kubelet and the runtime (sooner when a GPU process appears in an unknown container)")
-	fs.StringVar(&o.ProcRoot, "pods.proc-root", o.ProcRoot, "the host's /proc (needs hostPID)")
-	fs.StringVar(&o.CgroupRoot, "pods.cgroup-root", o.CgroupRoot, "the cgroup v2 mount (empty: found in mountinfo)")
 	fs.StringVar(&o.Sidecars, "pods.sidecar-containers", o.Sidecars, "comma-separated names of mesh proxy containers")
 	fs.StringVar(&o.Resources, "pods.gpu-resources", o.Resources, "comma-separated resource-name patterns that are GPUs")
 }
@@ -63,8 +78,8 @@ func (o *Options) Validate() error {
 	if o.Refresh < time.Second {
 		errs = append(errs, fmt.Errorf("--pods.refresh-interval %s is below 1s", o.Refresh))
 	}
-	if o.KubeletSocket == "" || o.RuntimeSocket == "" || o.ProcRoot == "" {
-		errs = append(errs, errors.New("--pods.kubelet-socket, --pods.runtime-socket and --pods.proc-root must not be empty"))
+	if o.KubeletSocket == "" || o.RuntimeSocket == "" {
+		errs = append(errs, errors.New("--pods.kubelet-socket and --pods.runtime-socket must not be empty"))
 	}
 	return errors.Join(errs...)
 }
@@ -101,11 +116,11 @@ type pidEntry struct {
 }
 
 // New starts the kubelet and runtime refresh loops, which run until ctx
-// ends.
-func New(ctx context.Context, o Options, logger *slog.Logger) (*Source, error) {
-	root := o.CgroupRoot
+// ends. It reads the host's /proc and cgroups where host says.
+func New(ctx context.Context, o Options, host collector.Host, logger *slog.Logger) (*Source, error) {
+	root := host.CgroupRoot
 	if root == "" {
-		r, err := cgroups.DetectRoot(o.ProcRoot)
+		r, err := cgroups.DetectRoot(host.ProcRoot)
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +140,7 @@ func New(ctx context.Context, o Options, logger *slog.Logger) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{
-		kubelet: kubelet, runtime: runtime, cg: cgroups.NewReader(o.ProcRoot, root), logger: logger,
+		kubelet: kubelet, runtime: runtime, cg: cgroups.NewReader(host.ProcRoot, root), logger: logger,
 		sidecars: map[string]bool{}, pids: map[uint32]pidEntry{}, procPods: map[string]bool{},
 	}
 	for _, n := range splitList(o.Sidecars) {

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/bpf"
+	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Counters is what the eBPF source reads: *bpf.Ztunnel, or a fake.
@@ -63,11 +64,12 @@ func NewEBPFWith(f *Finder, c Counters, logger *slog.Logger) *EBPFSource {
 func (s *EBPFSource) Close() error { return s.counters.Close() }
 
 // Collect points the programs at ztunnel's cgroups and reads what they
-// counted.
-func (s *EBPFSource) Collect(ctx context.Context) (snapshot.Part, error) {
+// counted. It owns Mesh.Ztunnel.Traffic, and makes Mesh.Ztunnel when the
+// ztunnel source is off.
+func (s *EBPFSource) Collect(ctx context.Context) (collector.Reading, error) {
 	found, err := s.finder.Find()
 	if err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
 	ids := make([]uint64, 0, len(found.Cgroups))
 	for _, dir := range found.Cgroups {
@@ -76,18 +78,18 @@ func (s *EBPFSource) Collect(ctx context.Context) (snapshot.Part, error) {
 		}
 	}
 	if err := s.counters.SetCgroups(ids); err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
 	flows, err := s.counters.Flows()
 	if err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
 	threads, err := s.counters.Threads()
 	if err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
 	netns := make([]uint32, 0, len(flows))
 	for k := range flows {
@@ -95,7 +97,7 @@ func (s *EBPFSource) Collect(ctx context.Context) (snapshot.Part, error) {
 	}
 	pods := s.finder.Pods(netns)
 	t := &snapshot.ZtunnelTraffic{Flows: fold(found, pods, flows), Threads: s.threadList(threads), Programs: programs(s.counters.Programs())}
-	return func(snap *snapshot.Snapshot) {
+	return collector.Reading{Own: func(snap *snapshot.Snapshot) {
 		if snap.Mesh == nil {
 			snap.Mesh = &snapshot.Mesh{}
 		}
@@ -103,7 +105,7 @@ func (s *EBPFSource) Collect(ctx context.Context) (snapshot.Part, error) {
 			snap.Mesh.Ztunnel = &snapshot.Ztunnel{Present: len(found.PIDs) > 0 || len(found.Cgroups) > 0, Namespace: found.Namespace, Pod: found.Pod, PIDs: found.PIDs}
 		}
 		snap.Mesh.Ztunnel.Traffic = t
-	}, nil
+	}}, nil
 }
 
 // fold turns the kernel's (namespace, leg) counters into flows by pod and
@@ -172,7 +174,7 @@ func (s *EBPFSource) threadList(threads map[uint32]time.Duration) []snapshot.Ztu
 
 // threadInfo reads a thread's process and name from /proc/<tid>/status.
 func (s *EBPFSource) threadInfo(tid uint32) (threadInfo, error) {
-	b, err := os.ReadFile(filepath.Join(s.finder.o.ProcRoot, strconv.FormatUint(uint64(tid), 10), "status"))
+	b, err := os.ReadFile(filepath.Join(s.finder.procRoot, strconv.FormatUint(uint64(tid), 10), "status"))
 	if err != nil {
 		return threadInfo{}, err
 	}

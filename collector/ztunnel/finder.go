@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/cgroups"
 	"github.com/headroom-dev/headroom/collector/cri"
 )
@@ -40,7 +41,9 @@ type PodRef struct {
 // cgroups and the runtime's cached view. Both ztunnel sources share one;
 // its answers are cached for Options.Refresh.
 type Finder struct {
-	o       Options
+	o        Options
+	procRoot string
+	// root is the cgroup v2 mount.
 	root    string
 	cg      *cgroups.Reader
 	runtime Runtime
@@ -53,11 +56,12 @@ type Finder struct {
 	scanAt  time.Time
 }
 
-// NewFinder returns a finder; runtime may be nil.
-func NewFinder(o Options, runtime Runtime) (*Finder, error) {
-	root := o.CgroupRoot
+// NewFinder returns a finder of the host's /proc and cgroups; runtime may
+// be nil.
+func NewFinder(o Options, host collector.Host, runtime Runtime) (*Finder, error) {
+	root := host.CgroupRoot
 	if root == "" {
-		r, err := cgroups.DetectRoot(o.ProcRoot)
+		r, err := cgroups.DetectRoot(host.ProcRoot)
 		if err != nil {
 			return nil, err
 		}
@@ -66,7 +70,7 @@ func NewFinder(o Options, runtime Runtime) (*Finder, error) {
 	if runtime == nil {
 		runtime = func() *cri.View { return nil }
 	}
-	return &Finder{o: o, root: root, cg: cgroups.NewReader(o.ProcRoot, root), runtime: runtime, now: time.Now, pods: map[uint32]PodRef{}}, nil
+	return &Finder{o: o, procRoot: host.ProcRoot, root: root, cg: cgroups.NewReader(host.ProcRoot, root), runtime: runtime, now: time.Now, pods: map[uint32]PodRef{}}, nil
 }
 
 // CgroupRoot is the cgroup v2 mount the finder reads.
@@ -147,7 +151,7 @@ func normalize(paths []string) []string {
 }
 
 func (f *Finder) listPIDs() ([]uint32, error) {
-	ents, err := os.ReadDir(f.o.ProcRoot)
+	ents, err := os.ReadDir(f.procRoot)
 	if err != nil {
 		return nil, fmt.Errorf("listing processes: %w", err)
 	}
@@ -161,14 +165,14 @@ func (f *Finder) listPIDs() ([]uint32, error) {
 }
 
 func (f *Finder) readProc(pid uint32, name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(f.o.ProcRoot, strconv.FormatUint(uint64(pid), 10), name))
+	b, err := os.ReadFile(filepath.Join(f.procRoot, strconv.FormatUint(uint64(pid), 10), name))
 	return string(b), err
 }
 
 // netnsOf reads a process's network namespace inode from the
 // /proc/<pid>/ns/net link ("net:[4026531993]").
 func (f *Finder) netnsOf(pid uint32) (uint32, error) {
-	l, err := os.Readlink(filepath.Join(f.o.ProcRoot, strconv.FormatUint(uint64(pid), 10), "ns", "net"))
+	l, err := os.Readlink(filepath.Join(f.procRoot, strconv.FormatUint(uint64(pid), 10), "ns", "net"))
 	if err != nil {
 		return 0, err
 	}

@@ -22,11 +22,9 @@ const (
 	EBPFName = "ztunnel_ebpf"
 )
 
-// Options configures both sources.
+// Options configures both sources. The host's /proc and cgroup mount are
+// the agent's (collector.Host).
 type Options struct {
-	ProcRoot string
-	// CgroupRoot is the cgroup v2 mount; empty: read from mountinfo.
-	CgroupRoot string
 	// Refresh is how often ztunnel is looked for again, and how often
 	// unknown network namespaces may trigger a /proc scan.
 	Refresh time.Duration
@@ -38,13 +36,11 @@ type Options struct {
 
 // DefaultOptions returns the defaults for an Istio ambient node.
 func DefaultOptions() Options {
-	return Options{ProcRoot: "/proc", Refresh: 10 * time.Second, ProcessName: "ztunnel", PodLabel: "ztunnel", BPFStats: true}
+	return Options{Refresh: 10 * time.Second, ProcessName: "ztunnel", PodLabel: "ztunnel", BPFStats: true}
 }
 
 // AddFlags registers the sources' flags.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.ProcRoot, "ztunnel.proc-root", o.ProcRoot, "the host's /proc (needs hostPID)")
-	fs.StringVar(&o.CgroupRoot, "ztunnel.cgroup-root", o.CgroupRoot, "the cgroup v2 mount (empty: found in mountinfo)")
 	fs.DurationVar(&o.Refresh, "ztunnel.refresh-interval", o.Refresh, "how often to look for ztunnel and map network namespaces to pods")
 	fs.StringVar(&o.ProcessName, "ztunnel.process-name", o.ProcessName, "ztunnel's process name (comm)")
 	fs.StringVar(&o.PodLabel, "ztunnel.pod-label", o.PodLabel, "value of ztunnel's pod label app")
@@ -57,8 +53,8 @@ func (o *Options) Validate() error {
 	if o.Refresh < time.Second {
 		errs = append(errs, fmt.Errorf("--ztunnel.refresh-interval %s is below 1s", o.Refresh))
 	}
-	if o.ProcRoot == "" || o.ProcessName == "" {
-		errs = append(errs, errors.New("--ztunnel.proc-root and --ztunnel.process-name must not be empty"))
+	if o.ProcessName == "" {
+		errs = append(errs, errors.New("--ztunnel.process-name must not be empty"))
 	}
 	return errors.Join(errs...)
 }

@@ -5,8 +5,9 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/cgroups"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Source finds ztunnel and reads its container cgroup.
@@ -18,21 +19,21 @@ type Source struct {
 
 // New returns the ztunnel source.
 func New(f *Finder, logger *slog.Logger) *Source {
-	return &Source{finder: f, cg: cgroups.NewReader(f.o.ProcRoot, f.root), logger: logger}
+	return &Source{finder: f, cg: cgroups.NewReader(f.procRoot, f.root), logger: logger}
 }
 
 // Collect reports whether ztunnel runs and what its cgroup uses. Not
-// finding it is a normal state.
-func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
+// finding it is a normal state. It owns Mesh.Ztunnel but its Traffic.
+func (s *Source) Collect(ctx context.Context) (collector.Reading, error) {
 	found, err := s.finder.Find()
 	if err != nil {
-		return nil, err
+		return collector.Reading{}, err
 	}
 	z := &snapshot.Ztunnel{Present: len(found.PIDs) > 0 || len(found.Cgroups) > 0, Namespace: found.Namespace, Pod: found.Pod, PIDs: found.PIDs}
 	var mem *snapshot.ContainerMemory
 	for _, dir := range found.Cgroups {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return collector.Reading{}, err
 		}
 		st, err := s.cg.Stats(dir)
 		if err != nil {
@@ -48,7 +49,7 @@ func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
 		mem.CPUSeconds += st.CPUSeconds
 	}
 	z.Memory = mem
-	return func(snap *snapshot.Snapshot) {
+	return collector.Reading{Own: func(snap *snapshot.Snapshot) {
 		if snap.Mesh == nil {
 			snap.Mesh = &snapshot.Mesh{}
 		}
@@ -56,5 +57,5 @@ func (s *Source) Collect(ctx context.Context) (snapshot.Part, error) {
 			z.Traffic = old.Traffic
 		}
 		snap.Mesh.Ztunnel = z
-	}, nil
+	}}, nil
 }

@@ -2,16 +2,17 @@ package ztunnel
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/bpf"
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/cri"
+	"github.com/headroom-dev/headroom/internal/testutil"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 const (
@@ -38,7 +39,7 @@ func write(t *testing.T, path, content string) {
 
 // fixture lays out a /proc with ztunnel (pid 10, netns 111, plus thread
 // 11) and a model server (pid 20, netns 222), and ztunnel's cgroup.
-func fixture(t *testing.T) (Options, Runtime) {
+func fixture(t *testing.T) (Options, collector.Host, Runtime) {
 	dir := t.TempDir()
 	proc, cg := filepath.Join(dir, "proc"), filepath.Join(dir, "cgroup")
 	for _, p := range []struct{ pid, comm, cgroup, netns string }{
@@ -63,15 +64,13 @@ func fixture(t *testing.T) (Options, Runtime) {
 		{UID: ztUID, Namespace: "istio-system", Name: "ztunnel-abc", Meta: cri.Meta{App: "ztunnel"}, Containers: []cri.Container{{ID: ztID, Name: "istio-proxy"}}},
 		{UID: llmUID, Namespace: "llm", Name: "vllm-0", Containers: []cri.Container{{ID: vllmID, Name: "vllm"}}},
 	})
-	o := DefaultOptions()
-	o.ProcRoot, o.CgroupRoot = proc, cg
-	return o, func() *cri.View { return view }
+	return DefaultOptions(), collector.Host{ProcRoot: proc, CgroupRoot: cg}, func() *cri.View { return view }
 }
 
 func TestFinder(t *testing.T) {
 	t.Parallel()
-	o, rt := fixture(t)
-	f, err := NewFinder(o, rt)
+	o, host, rt := fixture(t)
+	f, err := NewFinder(o, host, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +93,18 @@ func TestFinder(t *testing.T) {
 
 func TestFinderNoZtunnel(t *testing.T) {
 	t.Parallel()
-	o, _ := fixture(t)
+	o, host, _ := fixture(t)
 	o.ProcessName = "not-here"
-	f, err := NewFinder(o, nil)
+	f, err := NewFinder(o, host, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	part, err := New(f, slog.New(slog.DiscardHandler)).Collect(context.Background())
+	r, err := New(f, testutil.Logger()).Collect(context.Background())
 	if err != nil {
 		t.Fatalf("absent ztunnel must not fail the source: %v", err)
 	}
 	var s snapshot.Snapshot
-	part(&s)
+	r.Own(&s)
 	if s.Mesh.Ztunnel.Present {
 		t.Errorf("present without ztunnel: %+v", s.Mesh.Ztunnel)
 	}
@@ -130,8 +129,8 @@ func (c *fakeCounters) Programs() []bpf.ProgramStatus {
 
 func TestSourcesTogether(t *testing.T) {
 	t.Parallel()
-	o, rt := fixture(t)
-	f, err := NewFinder(o, rt)
+	o, host, rt := fixture(t)
+	f, err := NewFinder(o, host, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,16 +143,14 @@ func TestSourcesTogether(t *testing.T) {
 		},
 		threads: map[uint32]time.Duration{11: 1500 * time.Millisecond, 12: time.Second},
 	}
-	logger := slog.New(slog.DiscardHandler)
+	logger := testutil.Logger()
 	var s snapshot.Snapshot
-	for _, src := range []interface {
-		Collect(context.Context) (snapshot.Part, error)
-	}{New(f, logger), NewEBPFWith(f, c, logger)} {
-		part, err := src.Collect(context.Background())
+	for _, src := range []collector.Source{New(f, logger), NewEBPFWith(f, c, logger)} {
+		r, err := src.Collect(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		part(&s)
+		r.Own(&s)
 	}
 	z := s.Mesh.Ztunnel
 	if !z.Present || z.Memory == nil || z.Memory.WorkingSet != 900 || z.Memory.Anon != 600 || z.Memory.CPUSeconds != 2.5 {

@@ -5,12 +5,13 @@ package demo
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
 // TestDemoComparesPolicies runs a compressed demo on a small pool and
@@ -23,7 +24,7 @@ func TestDemoComparesPolicies(t *testing.T) {
 	o := DefaultOptions()
 	o.Nodes, o.Duration, o.Load, o.Refresh = "h100:2,a100:2", 3*time.Second, 0.5, 200*time.Millisecond
 	var out bytes.Buffer
-	if err := Run(context.Background(), o, &out, false, slog.New(slog.DiscardHandler)); err != nil {
+	if err := Run(context.Background(), o, &out, false, testutil.Logger()); err != nil {
 		t.Fatal(err)
 	}
 	text := out.String()

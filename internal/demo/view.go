@@ -9,10 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/sim/cluster"
 	"github.com/headroom-dev/headroom/sim/gateway"
 	"github.com/headroom-dev/headroom/sim/loadgen"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // view draws the running system: the load's progress, each GPU's server

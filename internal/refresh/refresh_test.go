@@ -3,10 +3,11 @@ package refresh
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
 func TestStatusTracksStaleness(t *testing.T) {
@@ -18,7 +19,7 @@ func TestStatusTracksStaleness(t *testing.T) {
 				return errors.New("down")
 			}
 			return nil
-		}, slog.New(slog.DiscardHandler))
+		}, testutil.Logger())
 	ctx := context.Background()
 	if err := l.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestRefreshHonoursTimeout(t *testing.T) {
 	l := New("slow", Options{Timeout: 10 * time.Millisecond}, func(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()
-	}, slog.New(slog.DiscardHandler))
+	}, testutil.Logger())
 	if err := l.Refresh(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want the refresh cut at its timeout", err)
 	}

@@ -16,8 +16,9 @@ package auth
 import (
 	"context"
 	"errors"
-	"regexp"
 	"time"
+
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // Errors an Authenticator wraps; the ingest server maps them to gRPC codes.
@@ -47,7 +48,7 @@ type Identity struct {
 
 // Allows reports whether the identity may send a report for node.
 func (id Identity) Allows(node string) bool {
-	return node != "" && (id.AnyNode || (ValidNodeName(id.Node) && id.Node == node))
+	return node != "" && (id.AnyNode || (telemetryv1.ValidNodeName(id.Node) && id.Node == node))
 }
 
 // Authenticator checks the credentials of an incoming stream. ctx is the
@@ -62,14 +63,4 @@ type Insecure struct{}
 // Authenticate implements Authenticator.
 func (Insecure) Authenticate(context.Context) (Identity, error) {
 	return Identity{AnyNode: true, Subject: "anonymous", Method: "insecure"}, nil
-}
-
-// nodeName is a DNS subdomain (RFC 1123), as Kubernetes node names are;
-// upper case is allowed for standalone hosts' names.
-var nodeName = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$`)
-
-// ValidNodeName reports whether s can name a node: 1–253 characters of a
-// DNS subdomain. Wildcards and empty names cannot.
-func ValidNodeName(s string) bool {
-	return len(s) > 0 && len(s) <= 253 && nodeName.MatchString(s)
 }

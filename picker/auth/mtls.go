@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
+
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // MTLS takes the node name from the verified client certificate's Common
@@ -30,7 +32,7 @@ func (MTLS) Authenticate(ctx context.Context) (Identity, error) {
 	}
 	leaf := chains[0][0]
 	cn := leaf.Subject.CommonName
-	if !ValidNodeName(cn) {
+	if !telemetryv1.ValidNodeName(cn) {
 		return Identity{}, fmt.Errorf("client certificate common name %q is not a node name: %w", cn, ErrPermissionDenied)
 	}
 	return Identity{Node: cn, Subject: "cn=" + cn, Method: "mtls", Expires: leaf.NotAfter}, nil

@@ -12,6 +12,8 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // ErrUnavailable means a token could not be checked right now: the API
@@ -284,7 +286,7 @@ func (t *TokenReview) verdict(st authnv1.TokenReviewStatus) (Identity, error) {
 	if node == "" || pod == "" {
 		return Identity{}, fmt.Errorf("token of %q is not bound to a pod on a node: %w", user, ErrPermissionDenied)
 	}
-	if !ValidNodeName(node) {
+	if !telemetryv1.ValidNodeName(node) {
 		return Identity{}, fmt.Errorf("token of %q names node %q, not a node name: %w", user, node, ErrPermissionDenied)
 	}
 	ns, _, _ := strings.Cut(strings.TrimPrefix(user, saUserPrefix), ":")

@@ -2,8 +2,9 @@ package auth
 
 import (
 	"context"
-	"github.com/headroom-dev/headroom/internal/testenv"
 	"sync"
+
+	"github.com/headroom-dev/headroom/internal/testenv"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

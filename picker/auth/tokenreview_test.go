@@ -3,10 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
-	"github.com/headroom-dev/headroom/internal/testenv"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testenv"
 
 	"google.golang.org/grpc/metadata"
 	authnv1 "k8s.io/api/authentication/v1"

@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"log/slog"
+
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // maxQuarantineNotes bounds what one stream remembers having logged.
@@ -13,15 +15,15 @@ const maxQuarantineNotes = 256
 // and every repeat at debug.
 type quarantineLog struct {
 	logger *slog.Logger
-	seen   map[Dropped]bool
+	seen   map[telemetryv1.Dropped]bool
 }
 
 func newQuarantineLog(logger *slog.Logger, node string) *quarantineLog {
-	return &quarantineLog{logger: logger.With("node", cut(node)), seen: map[Dropped]bool{}}
+	return &quarantineLog{logger: logger.With("node", cut(node)), seen: map[telemetryv1.Dropped]bool{}}
 }
 
-func (q *quarantineLog) note(d Dropped) {
-	key := Dropped{Section: d.Section, Reason: d.Reason, Part: d.Part}
+func (q *quarantineLog) note(d telemetryv1.Dropped) {
+	key := telemetryv1.Dropped{Section: d.Section, Reason: d.Reason, Part: d.Part}
 	level := slog.LevelDebug
 	if !q.seen[key] && len(q.seen) < maxQuarantineNotes {
 		q.seen[key] = true
@@ -29,4 +31,13 @@ func (q *quarantineLog) note(d Dropped) {
 	}
 	q.logger.Log(context.Background(), level, "left out part of a node report for an impossible value; the rest of the report counts",
 		"section", d.Section, "reason", d.Reason, "part", d.Part, "detail", d.Detail)
+}
+
+// cut shortens a string from a report for a log line.
+func cut(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

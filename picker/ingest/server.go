@@ -130,7 +130,7 @@ func (s *Server) receive(st grpc.BidiStreamingServer[telemetryv1.NodeReport, tel
 // an otherwise sound report that hold impossible values are dropped from
 // it (Validate), counted and logged, and the rest is accepted.
 func (s *Server) check(id auth.Identity, streamNode string, r *telemetryv1.NodeReport, q *quarantineLog) error {
-	dropped, err := Validate(r)
+	dropped, err := telemetryv1.Validate(r)
 	if err != nil {
 		s.metrics.rejected.WithLabelValues("invalid").Inc()
 		return status.Error(codes.InvalidArgument, err.Error())

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/headroom-dev/headroom/picker/auth"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // ErrBadEndpoints is wrapped by every error ParseEndpoints returns.
@@ -86,7 +86,7 @@ func ParseEndpoints(list string) ([]Endpoint, error) {
 // parseEntry splits ip:port[@node].
 func parseEntry(entry string) (netip.AddrPort, string, error) {
 	addr, node, hasNode := strings.Cut(entry, "@")
-	if hasNode && !auth.ValidNodeName(node) {
+	if hasNode && !telemetryv1.ValidNodeName(node) {
 		return netip.AddrPort{}, "", fmt.Errorf("node %q is not a node name (a DNS subdomain)", node)
 	}
 	ap, err := parseAddrPort(addr)

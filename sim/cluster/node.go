@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent"
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
@@ -145,13 +146,11 @@ func (n *Node) addPod(s *Server, ip string, port int) error {
 func (n *Node) startAgent(ctx context.Context, ingest string) error {
 	ao := agent.DefaultOptions()
 	ao.NodeName, ao.ListenAddress, ao.Interval = n.Name, "127.0.0.1:0", n.o.AgentInterval
-	ao.GPUBackend, ao.GPULibrary = agent.BackendSim, gonvml.FromInterface(n.GPUs)
-	ao.Collectors = []string{nvml.Name, pods.Name, modelserver.Name}
-	ao.Pods = pods.DefaultOptions()
-	ao.Pods.KubeletSocket, ao.Pods.RuntimeSocket = n.kubelet.Socket(), n.runtime.Socket()
-	ao.Pods.ProcRoot, ao.Pods.CgroupRoot = n.tree.Proc, n.tree.Cgroup
-	ao.Pods.Refresh = 2 * time.Second
-	ao.ModelServer.Interval = 100 * time.Millisecond
+	po, mo := pods.DefaultOptions(), modelserver.DefaultOptions()
+	po.KubeletSocket, po.RuntimeSocket, po.Refresh = n.kubelet.Socket(), n.runtime.Socket(), 2*time.Second
+	mo.Interval = 100 * time.Millisecond
+	ao.Host = collector.Host{ProcRoot: n.tree.Proc, CgroupRoot: n.tree.Cgroup}
+	ao.Collectors = collector.Table{nvml.Entry(gonvml.FromInterface(n.GPUs)), pods.Entry(po), modelserver.Entry(mo)}
 	ao.Stream.Addresses, ao.Stream.Insecure, ao.Stream.MaxBackoff = ingest, ingest != "", time.Second
 	actx, cancel := context.WithCancel(ctx)
 	a, err := agent.New(actx, ao, n.o.Logger.With("node", n.Name))

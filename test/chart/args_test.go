@@ -32,7 +32,8 @@ func containerArgs(t *testing.T, objs []map[string]any, kind string) [][]string 
 
 // TestArgsAccepted parses the flags the chart gives each container with
 // the commands' own flag sets and validation, so a renamed or mistyped
-// flag fails here rather than in a crash-looping pod.
+// flag fails here rather than in a crash-looping pod, and a deprecated
+// alias fails here rather than in a warning at every start.
 func TestArgsAccepted(t *testing.T) {
 	tl := tools(t)
 	for _, set := range valueSets(t, tl) {
@@ -47,6 +48,9 @@ func TestArgsAccepted(t *testing.T) {
 					t.Errorf("headroom-agent refuses the chart's flags %q: %v", args, err)
 				} else if err := opts.Validate(); err != nil {
 					t.Errorf("headroom-agent: %v", err)
+				}
+				for _, d := range opts.Host.Deprecated() {
+					t.Errorf("the chart gives the agent the deprecated --%s: use --%s", d[0], d[1])
 				}
 			}
 			for _, args := range containerArgs(t, objs, "Deployment") {

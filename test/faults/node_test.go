@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/agent"
+	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
@@ -164,11 +165,11 @@ func (n *node) startAgent(t *testing.T, p *picker, gpu nvml.Library) *runningAge
 	}
 	o := agent.DefaultOptions()
 	o.NodeName, o.ListenAddress, o.Interval = nodeName, "127.0.0.1:0", 100*time.Millisecond
-	o.Collectors = []string{nvml.Name, pods.Name, modelserver.Name}
-	o.GPULibrary = gpu
-	o.Pods.KubeletSocket, o.Pods.RuntimeSocket = n.kubelet.Socket(), n.runtime.Socket()
-	o.Pods.ProcRoot, o.Pods.CgroupRoot, o.Pods.Refresh = n.tree.Proc, n.tree.Cgroup, time.Second
-	o.ModelServer.Interval, o.ModelServer.Timeout = 50*time.Millisecond, time.Second
+	po, mo := pods.DefaultOptions(), modelserver.DefaultOptions()
+	po.KubeletSocket, po.RuntimeSocket, po.Refresh = n.kubelet.Socket(), n.runtime.Socket(), time.Second
+	mo.Interval, mo.Timeout = 50*time.Millisecond, time.Second
+	o.Collectors = collector.Table{nvml.Entry(gpu), pods.Entry(po), modelserver.Entry(mo)}
+	o.Host = collector.Host{ProcRoot: n.tree.Proc, CgroupRoot: n.tree.Cgroup}
 	o.Stream.Addresses, o.Stream.Insecure, o.Stream.MaxBackoff = p.IngestAddr().String(), true, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := agent.New(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -8,8 +8,8 @@ import (
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Device adapts one go-nvml device handle. It is used by one goroutine at a

@@ -17,6 +17,10 @@ type gpmState struct {
 	supported bool
 	prev, cur gonvml.GpmSample
 	havePrev  bool
+	// req is the metrics request, reused: it holds room for every GPM
+	// metric (about 28 KB), which was the agent's largest allocation,
+	// once a second per GPU.
+	req gonvml.GpmMetricsGetType
 }
 
 // GPM returns SM activity and occupancy between this call and the previous
@@ -42,9 +46,10 @@ func (d *Device) GPM() (nvml.GPM, error) {
 		g.prev, g.cur, g.havePrev = g.cur, g.prev, true
 		return nvml.GPM{}, nvml.ErrNoData
 	}
-	req := &gonvml.GpmMetricsGetType{NumMetrics: 2, Sample1: g.prev, Sample2: g.cur}
-	req.Metrics[0].MetricId = uint32(gonvml.GPM_METRIC_SM_UTIL)
-	req.Metrics[1].MetricId = uint32(gonvml.GPM_METRIC_SM_OCCUPANCY)
+	req := &g.req
+	req.NumMetrics, req.Sample1, req.Sample2 = 2, g.prev, g.cur
+	req.Metrics[0] = gonvml.GpmMetric{MetricId: uint32(gonvml.GPM_METRIC_SM_UTIL)}
+	req.Metrics[1] = gonvml.GpmMetric{MetricId: uint32(gonvml.GPM_METRIC_SM_OCCUPANCY)}
 	g.prev, g.cur = g.cur, g.prev
 	if ret := d.l.lib.GpmMetricsGet(req); ret != gonvml.SUCCESS {
 		return nvml.GPM{}, fmt.Errorf("GPM metrics: %w", toErr(ret))

@@ -19,8 +19,8 @@ import (
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Library is a guarded go-nvml interface.

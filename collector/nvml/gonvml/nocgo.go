@@ -8,8 +8,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // Library stands in for the adapter in builds without cgo: Init fails.

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // realGPU is set on a machine with an NVIDIA driver to run the source
@@ -36,12 +36,12 @@ func realSource(t testing.TB) *nvml.Source {
 
 func collectReal(t testing.TB, s *nvml.Source) snapshot.Snapshot {
 	t.Helper()
-	part, err := s.Collect(context.Background())
+	r, err := s.Collect(context.Background())
 	if err != nil {
 		t.Fatalf("Collect on the real driver: %v", err)
 	}
 	var snap snapshot.Snapshot
-	part(&snap)
+	r.Own(&snap)
 	return snap
 }
 

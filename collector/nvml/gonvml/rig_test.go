@@ -16,10 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/headroom-dev/headroom/agent/exporter"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
 	"github.com/headroom-dev/headroom/sim/gpusim"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -86,12 +86,12 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // sample collects once into a fresh snapshot of node "node-a".
 func (r *rig) sample(t *testing.T) *snapshot.Snapshot {
 	t.Helper()
-	part, err := r.src.Collect(context.Background())
+	rd, err := r.src.Collect(context.Background())
 	if err != nil {
 		t.Fatalf("collect: %v", err)
 	}
 	s := &snapshot.Snapshot{Node: "node-a", Time: r.clock.Now()}
-	part(s)
+	rd.Own(s)
 	return s
 }
 
@@ -115,5 +115,3 @@ func golden(t *testing.T, s *snapshot.Snapshot, name string, metrics ...string) 
 		t.Error(err)
 	}
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

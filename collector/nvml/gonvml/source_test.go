@@ -5,6 +5,7 @@ package gonvml_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -13,10 +14,11 @@ import (
 	gonvmlapi "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
+	"github.com/headroom-dev/headroom/internal/testutil"
 	"github.com/headroom-dev/headroom/sim/gpusim"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 // loadGPUs gives GPU i load i/10 and three processes each.
@@ -186,7 +188,7 @@ func TestNoCallAfterFailedInit(t *testing.T) {
 	t.Parallel()
 	// A bare go-nvml mock panics on any function not set: only Init is.
 	bare := &mock.Interface{InitFunc: func() gonvmlapi.Return { return gonvmlapi.ERROR_LIBRARY_NOT_FOUND }}
-	src := nvml.New(context.Background(), gonvml.FromInterface(bare), discardLogger())
+	src := nvml.New(context.Background(), gonvml.FromInterface(bare), testutil.Logger())
 	for range 3 {
 		_, err := src.Collect(context.Background())
 		if !errors.Is(err, nvml.ErrLibraryNotFound) && !errors.Is(err, nvml.ErrNotInitialized) {
@@ -204,15 +206,12 @@ func TestNoCallAfterFailedInit(t *testing.T) {
 // waitFor samples until cond holds (events arrive asynchronously).
 func waitFor(t *testing.T, r *rig, cond func(*snapshot.Snapshot) bool) *snapshot.Snapshot {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s := r.sample(t)
-		if cond(s) {
-			return s
+	var s *snapshot.Snapshot
+	testutil.Until(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if s = r.sample(t); !cond(s) {
+			return fmt.Errorf("condition not met; last snapshot GPUs: %+v", s.GPUs)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met in 10s; last snapshot GPUs: %+v", s.GPUs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }

@@ -20,12 +20,12 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/headroom-dev/headroom/agent/report"
-	"github.com/headroom-dev/headroom/agent/snapshot"
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/picker/auth"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
+	"github.com/headroom-dev/headroom/snapshot"
 )
 
 func child(role string, args []string) error {
@@ -176,8 +176,13 @@ func publish(ctx context.Context, node string, src *modelserver.Source, st *stre
 		}
 		s := *base
 		s.Attribution = &snapshot.Attribution{}
-		part, _ := src.Collect(ctx)
-		part(&s) // adds the endpoints as pods with their newest readings
+		// The source's enrich step adds the endpoints as pods with their
+		// newest readings.
+		if r, err := src.Collect(ctx); err == nil {
+			if part, err := r.Enrich(ctx, &s); err == nil && part != nil {
+				part(&s)
+			}
+		}
 		seq++
 		st.Publish(report.Build(&s, nil, report.Meta{Instance: node, Sequence: seq, Interval: period}))
 	}

@@ -1,5 +1,9 @@
 // Package telemetryv1 is the report an agent streams to the pickers
-// (telemetry.proto) and its generated Go code. Regenerate with `make
+// (telemetry.proto), its generated Go code, and the contract both ends
+// keep: the limits (limits.go), what names a node (nodename.go) and
+// Validate (validate.go), which the picker applies to every report it
+// receives and the agent's tests to every report the agent builds. It
+// imports nothing of headroom's. Regenerate the code with `make
 // generate`: it needs Debian's protoc and uses the protoc-gen-go and
 // protoc-gen-go-grpc versions pinned as tools in go.mod.
 package telemetryv1

@@ -1,4 +1,4 @@
-package ingest
+package telemetryv1
 
 import (
 	"errors"
@@ -6,14 +6,11 @@ import (
 	"math"
 	"net/netip"
 	"time"
-
-	"github.com/headroom-dev/headroom/picker/auth"
-	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // maxInterval bounds the interval a report claims, and with it the TTL
 // during which the picker may route by it. The list and name limits are
-// the report contract's (telemetryv1.Max*).
+// the report contract's (limits.go).
 const maxInterval = time.Minute
 
 // ErrInvalidReport wraps every error that refuses a whole report.
@@ -38,7 +35,8 @@ type Dropped struct {
 	Part, Detail string
 }
 
-// Validate checks a decoded report. What would make the whole report
+// Validate checks a decoded report, as the picker does with every report it
+// receives (and the agent's tests with every report it builds). What would make the whole report
 // meaningless or unbounded — the node name, the interval, the sample
 // time, the GPU identities and the list sizes — refuses it with an error
 // wrapping ErrInvalidReport. A value that is merely impossible is
@@ -47,7 +45,7 @@ type Dropped struct {
 // IP…) is removed from r.Pods, and a GPU ratio or reading that is not
 // finite or out of range is cleared, so the node's other pods, its GPUs
 // and their lost and Xid signals still count. It returns what it dropped.
-func Validate(r *telemetryv1.NodeReport) ([]Dropped, error) {
+func Validate(r *NodeReport) ([]Dropped, error) {
 	if err := validateHeader(r); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidReport, err)
 	}
@@ -58,11 +56,11 @@ func Validate(r *telemetryv1.NodeReport) ([]Dropped, error) {
 		}
 		dropped = clearBadReadings(g, dropped)
 	}
-	if m := r.GetMesh(); m != nil && len(m.GetPods()) > telemetryv1.MaxPods {
-		return nil, fmt.Errorf("%w: more than %d pods in the mesh section", ErrInvalidReport, telemetryv1.MaxPods)
+	if m := r.GetMesh(); m != nil && len(m.GetPods()) > MaxPods {
+		return nil, fmt.Errorf("%w: more than %d pods in the mesh section", ErrInvalidReport, MaxPods)
 	}
 	sample := r.GetSampleTimeUnixNano()
-	var kept []*telemetryv1.Pod
+	var kept []*Pod
 	for i, p := range r.GetPods() {
 		reason, err := validatePod(p, sample)
 		if err == nil {
@@ -72,7 +70,7 @@ func Validate(r *telemetryv1.NodeReport) ([]Dropped, error) {
 			continue
 		}
 		if kept == nil {
-			kept = append(make([]*telemetryv1.Pod, 0, len(r.Pods)-1), r.Pods[:i]...)
+			kept = append(make([]*Pod, 0, len(r.Pods)-1), r.Pods[:i]...)
 		}
 		dropped = append(dropped, Dropped{Section: SectionPod, Reason: reason, Part: podLabel(p), Detail: err.Error()})
 	}
@@ -82,39 +80,39 @@ func Validate(r *telemetryv1.NodeReport) ([]Dropped, error) {
 	return dropped, nil
 }
 
-func validateHeader(r *telemetryv1.NodeReport) error {
+func validateHeader(r *NodeReport) error {
 	switch {
-	case !auth.ValidNodeName(r.GetNode()):
-		return fmt.Errorf("node name %q is not a DNS subdomain of 1–%d bytes", cut(r.GetNode()), telemetryv1.MaxNameBytes)
+	case !ValidNodeName(r.GetNode()):
+		return fmt.Errorf("node name %q is not a DNS subdomain of 1–%d bytes", cut(r.GetNode()), MaxNameBytes)
 	case r.GetSampleTimeUnixNano() > math.MaxInt64:
 		// It would wrap to a negative int64, a time long past, and slip
 		// through the future-skew check.
 		return fmt.Errorf("sample time %d ns is past what a signed 64-bit count holds (year 2262)", r.GetSampleTimeUnixNano())
 	case r.GetIntervalNano() < 0 || r.GetIntervalNano() > int64(maxInterval):
 		return fmt.Errorf("interval must be 0–%s", maxInterval)
-	case len(r.GetGpus()) > telemetryv1.MaxGPUs || len(r.GetPods()) > telemetryv1.MaxPods:
-		return fmt.Errorf("more than %d GPUs or %d pods", telemetryv1.MaxGPUs, telemetryv1.MaxPods)
+	case len(r.GetGpus()) > MaxGPUs || len(r.GetPods()) > MaxPods:
+		return fmt.Errorf("more than %d GPUs or %d pods", MaxGPUs, MaxPods)
 	}
 	return nil
 }
 
 // validateGPU checks what identifies a GPU and bounds its lists; its
 // readings are clearBadReadings'.
-func validateGPU(g *telemetryv1.GPU) error {
+func validateGPU(g *GPU) error {
 	switch {
-	case g.GetUuid() == "" || len(g.GetUuid()) > telemetryv1.MaxNameBytes:
-		return fmt.Errorf("uuid must be 1–%d bytes", telemetryv1.MaxNameBytes)
-	case len(g.GetProcesses()) > telemetryv1.MaxProcessesPerGPU:
-		return fmt.Errorf("more than %d processes", telemetryv1.MaxProcessesPerGPU)
-	case len(g.GetHealth().GetXidErrors()) > telemetryv1.MaxXidCodesPerGPU:
-		return fmt.Errorf("more than %d Xid entries", telemetryv1.MaxXidCodesPerGPU)
+	case g.GetUuid() == "" || len(g.GetUuid()) > MaxNameBytes:
+		return fmt.Errorf("uuid must be 1–%d bytes", MaxNameBytes)
+	case len(g.GetProcesses()) > MaxProcessesPerGPU:
+		return fmt.Errorf("more than %d processes", MaxProcessesPerGPU)
+	case len(g.GetHealth().GetXidErrors()) > MaxXidCodesPerGPU:
+		return fmt.Errorf("more than %d Xid entries", MaxXidCodesPerGPU)
 	}
 	return nil
 }
 
 // clearBadReadings clears the GPU readings that are out of range or not
 // finite (they are optional: cleared means unknown) and notes each.
-func clearBadReadings(g *telemetryv1.GPU, dropped []Dropped) []Dropped {
+func clearBadReadings(g *GPU, dropped []Dropped) []Dropped {
 	ratios := []struct {
 		name string
 		v    **float64
@@ -139,9 +137,9 @@ func clearBadReadings(g *telemetryv1.GPU, dropped []Dropped) []Dropped {
 
 // validatePod checks one pod section; on failure it returns the reason (a
 // metric label) and what was wrong.
-func validatePod(p *telemetryv1.Pod, reportSample uint64) (string, error) {
-	if p.GetName() == "" || len(p.GetName()) > telemetryv1.MaxNameBytes || len(p.GetNamespace()) > telemetryv1.MaxNameBytes || len(p.GetUid()) > telemetryv1.MaxNameBytes {
-		return "name", fmt.Errorf("name must be 1–%d bytes, namespace and uid at most that", telemetryv1.MaxNameBytes)
+func validatePod(p *Pod, reportSample uint64) (string, error) {
+	if p.GetName() == "" || len(p.GetName()) > MaxNameBytes || len(p.GetNamespace()) > MaxNameBytes || len(p.GetUid()) > MaxNameBytes {
+		return "name", fmt.Errorf("name must be 1–%d bytes, namespace and uid at most that", MaxNameBytes)
 	}
 	if ip := p.GetIp(); ip != "" {
 		if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
@@ -151,8 +149,8 @@ func validatePod(p *telemetryv1.Pod, reportSample uint64) (string, error) {
 	if p.GetPort() > math.MaxUint16 {
 		return "port", fmt.Errorf("port %d out of range", p.GetPort())
 	}
-	if len(p.GetGpuUuids()) > telemetryv1.MaxGPUsPerPod {
-		return "gpus", fmt.Errorf("more than %d GPUs", telemetryv1.MaxGPUsPerPod)
+	if len(p.GetGpuUuids()) > MaxGPUsPerPod {
+		return "gpus", fmt.Errorf("more than %d GPUs", MaxGPUsPerPod)
 	}
 	if ms := p.GetModelServer(); ms != nil {
 		return validateModelServer(ms, reportSample)
@@ -160,7 +158,7 @@ func validatePod(p *telemetryv1.Pod, reportSample uint64) (string, error) {
 	return "", nil
 }
 
-func validateModelServer(ms *telemetryv1.ModelServer, reportSample uint64) (string, error) {
+func validateModelServer(ms *ModelServer, reportSample uint64) (string, error) {
 	if t := ms.GetSampleTimeUnixNano(); t > reportSample {
 		// The agent stamps its report with its newest reading's time.
 		return "sample_time", fmt.Errorf("model-server sample time %d is after the report's %d", t, reportSample)
@@ -182,12 +180,12 @@ func validateModelServer(ms *telemetryv1.ModelServer, reportSample uint64) (stri
 	}
 	if l := ms.GetLora(); l != nil {
 		for _, names := range [][]string{l.GetRunning(), l.GetWaiting()} {
-			if len(names) > telemetryv1.MaxLoRAAdapters {
-				return "lora", fmt.Errorf("more than %d LoRA adapters in one list", telemetryv1.MaxLoRAAdapters)
+			if len(names) > MaxLoRAAdapters {
+				return "lora", fmt.Errorf("more than %d LoRA adapters in one list", MaxLoRAAdapters)
 			}
 			for _, n := range names {
-				if n == "" || len(n) > telemetryv1.MaxLoRANameBytes {
-					return "lora", fmt.Errorf("LoRA adapter name must be 1–%d bytes", telemetryv1.MaxLoRANameBytes)
+				if n == "" || len(n) > MaxLoRANameBytes {
+					return "lora", fmt.Errorf("LoRA adapter name must be 1–%d bytes", MaxLoRANameBytes)
 				}
 			}
 		}
@@ -209,7 +207,7 @@ func ratio(v *float64) error {
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // podLabel names a pod for logs.
-func podLabel(p *telemetryv1.Pod) string { return cut(p.GetNamespace()) + "/" + cut(p.GetName()) }
+func podLabel(p *Pod) string { return cut(p.GetNamespace()) + "/" + cut(p.GetName()) }
 
 // cut shortens a string from a report for an error or a log line.
 func cut(s string) string {

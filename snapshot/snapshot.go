@@ -1,8 +1,12 @@
-// Package snapshot holds the agent's view of its node at one sampling instant.
+// Package snapshot is the state of one node at one sampling instant: its
+// GPUs, which pod holds each of them, the model servers' load and what the
+// mesh costs there.
 //
-// A Snapshot is built once per sampling tick from the parts the collectors
-// return and is never mutated after it is published: the Prometheus exporter
-// and the report stream read it concurrently without locks.
+// It sits below everything that fills or reads it: the collectors fill a
+// Snapshot, the agent publishes it, and the Prometheus exporter and the
+// report stream read it. It imports none of them. A Snapshot is built once
+// per sampling tick and never mutated after it is published, so its readers
+// share it without locks.
 package snapshot
 
 import "time"
@@ -37,7 +41,3 @@ type SourceStatus struct {
 	// Err is the reason the source failed; empty on success.
 	Err string
 }
-
-// Part is what one collector contributes to a snapshot: it fills the
-// sections that source owns and touches nothing else.
-type Part func(*Snapshot)

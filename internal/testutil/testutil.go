@@ -1,0 +1,49 @@
+// Package testutil holds what the tests of agent/, collector/, internal/
+// and sim/ would otherwise each copy: waiting for a condition to hold, and
+// a logger that discards everything. It is for tests only.
+package testutil
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// pollEvery is how often Eventually looks again.
+const pollEvery = 5 * time.Millisecond
+
+// Eventually checks cond every few milliseconds until it holds, and fails
+// the test, naming what it waited for, once limit has passed. The limit
+// guards a hang, not a speed: give the slowest honest case on a loaded
+// machine room.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	Until(t, limit, pollEvery, func() error {
+		if !cond() {
+			return errors.New("waiting for " + what)
+		}
+		return nil
+	})
+}
+
+// Until is Eventually for a check that says what is still wrong and may be
+// costly (a scrape): it calls check every interval until it returns nil,
+// and fails the test with its last error once limit has passed.
+func Until(t testing.TB, limit, every time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s: %v", limit, err)
+		}
+		time.Sleep(every)
+	}
+}
+
+// Logger returns a logger that discards everything.
+func Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
