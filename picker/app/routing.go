@@ -41,12 +41,7 @@ func (r *router) Decide(_ context.Context, req *extproc.Request) (extproc.Decisi
 		sreq.LoRA = req.Model
 	}
 	sreq.PromptPrefix = req.Body[:min(len(req.Body), prefixBytes)]
-	if req.Subset != nil {
-		sreq.Subset = make(map[string]bool, len(req.Subset))
-		for _, s := range req.Subset {
-			sreq.Subset[s] = true
-		}
-	}
+	sreq.Subset = req.Subset
 	d, err := r.picker.Decide(&sreq, v, r.n)
 	r.metrics.decided(r.now().Sub(start), d, err, start)
 	switch {

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
+
+	"github.com/headroom-dev/headroom/picker/subset"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -50,8 +51,8 @@ func (st *stream) decide(md *corev3.Metadata, withBody, trailers bool) ([]*extpr
 	if md == nil {
 		md = st.headerMeta
 	}
-	subset, hinted := subsetHint(md)
-	if hinted && len(subset) == 0 {
+	subset := subsetHint(md)
+	if subset.Empty() {
 		return nil, reject(503, "no endpoint in the gateway's subset", fmt.Errorf("%w: empty subset hint", ErrNoEndpoint))
 	}
 	st.req.Subset = subset
@@ -122,7 +123,7 @@ func statusFor(err error) (int, string) {
 // choose keeps the decision's endpoints that are in the subset (matched by
 // IP, as the reference EPP does), drops empty and repeated ones, and
 // keeps at most n.
-func choose(eps, subset []string, n int) []string {
+func choose(eps []string, subset *subset.Hosts, n int) []string {
 	out := make([]string, 0, min(len(eps), n))
 	for _, e := range eps {
 		if len(out) == n {
@@ -132,7 +133,7 @@ func choose(eps, subset []string, n int) []string {
 		if e == "" || strings.Contains(e, ",") || contains(out, e) {
 			continue
 		}
-		if subset != nil && !inSubset(e, subset) {
+		if !subset.Allows(e) {
 			continue
 		}
 		out = append(out, e)
@@ -149,48 +150,25 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func inSubset(endpoint string, subset []string) bool {
-	ip := hostOf(endpoint)
-	for _, s := range subset {
-		if hostOf(s) == ip {
-			return true
-		}
-	}
-	return false
-}
-
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]") // a bare IP, bracketed or not
-}
-
 // subsetHint reads filter_metadata["envoy.lb.subset_hint"]
 // ["x-gateway-destination-endpoint-subset"]: a list of ip:port (a single
-// comma-separated string is accepted too). hinted is false when the key is
-// absent; a present key that holds nothing usable is an empty subset.
-func subsetHint(md *corev3.Metadata) (subset []string, hinted bool) {
+// comma-separated string is accepted too). nil when the key is absent; a
+// present key that holds nothing usable is an empty subset.
+func subsetHint(md *corev3.Metadata) *subset.Hosts {
 	v, ok := md.GetFilterMetadata()[namespaceSubsetHint].GetFields()[keySubset]
 	if !ok {
-		return nil, false
+		return nil
 	}
-	subset = []string{}
+	var entries []string
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_ListValue:
 		for _, e := range k.ListValue.GetValues() {
-			if s := strings.TrimSpace(e.GetStringValue()); s != "" {
-				subset = append(subset, s)
-			}
+			entries = append(entries, e.GetStringValue())
 		}
 	case *structpb.Value_StringValue:
-		for s := range strings.SplitSeq(k.StringValue, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				subset = append(subset, s)
-			}
-		}
+		entries = strings.Split(k.StringValue, ",")
 	}
-	return subset, true
+	return subset.New(entries)
 }
 
 // servedEndpoint reads filter_metadata["envoy.lb"]

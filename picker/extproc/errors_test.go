@@ -75,8 +75,8 @@ func TestSubsetHint(t *testing.T) {
 			if (len(reqs) == 1) != tt.wantDecide {
 				t.Fatalf("Decide called %d times, want called: %v", len(reqs), tt.wantDecide)
 			}
-			if tt.wantDecide && !slices.Equal(reqs[0].Subset, tt.wantSubset) {
-				t.Errorf("Decide subset %q, want %q", reqs[0].Subset, tt.wantSubset)
+			if tt.wantDecide && !slices.Equal(reqs[0].Subset.Entries(), tt.wantSubset) {
+				t.Errorf("Decide subset %v, want %q", reqs[0].Subset, tt.wantSubset)
 			}
 		})
 	}

@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/headroom-dev/headroom/picker/subset"
+
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -50,8 +52,9 @@ type Request struct {
 	// Body is the buffered request body, shared with the server: a
 	// Decider must not modify or keep it.
 	Body []byte
-	// Subset is the gateway's subset hint (ip:port); nil when none.
-	Subset []string
+	// Subset is the gateway's subset hint; nil when none. The server has
+	// already refused a request whose hint allows nothing.
+	Subset *subset.Hosts
 	// Sheddable is true for header x-gateway-sheddable: true, or when the
 	// server's sheddable hook says so for the x-gateway-inference-objective.
 	Sheddable bool

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/picker/store"
+	"github.com/headroom-dev/headroom/picker/subset"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
@@ -135,25 +136,24 @@ func TestSubsetByIP(t *testing.T) {
 	t.Parallel()
 	e := eps(12)
 	e[11].IP, e[11].Address = "fd00::1", "[fd00::1]:8000"
-	many := map[string]bool{}
+	var many []string
 	for i := 20; i < 40; i++ {
-		many[fmt.Sprintf("10.0.9.%d:8000", i)] = true
+		many = append(many, fmt.Sprintf("10.0.9.%d:8000", i))
 	}
-	many[e[4].IP+":1"] = true
+	many = append(many, e[4].IP+":1")
 	tests := []struct {
 		name   string
-		subset map[string]bool
+		subset *subset.Hosts
 		want   []string // allowed addresses
 		err    error
 	}{
 		{"nil allows all", nil, nil, nil},
-		{"ip:port matches by ip, any port", map[string]bool{e[2].IP + ":9999": true}, []string{e[2].Address}, nil},
-		{"bare ip", map[string]bool{e[3].IP: true, e[5].IP: true}, []string{e[3].Address, e[5].Address}, nil},
-		{"ipv6 with port", map[string]bool{"[fd00::1]:1234": true}, []string{e[11].Address}, nil},
-		{"false entries do not allow", map[string]bool{e[2].IP: false, e[6].IP: true}, []string{e[6].Address}, nil},
-		{"large subset", many, []string{e[4].Address}, nil},
-		{"empty subset", map[string]bool{}, nil, ErrNoEndpoint},
-		{"none in the pool", map[string]bool{"192.168.1.1:8000": true}, nil, ErrNoEndpoint},
+		{"ip:port matches by ip, any port", subset.New([]string{e[2].IP + ":9999"}), []string{e[2].Address}, nil},
+		{"bare ip", subset.New([]string{e[3].IP, e[5].IP}), []string{e[3].Address, e[5].Address}, nil},
+		{"ipv6 with port", subset.New([]string{"[fd00::1]:1234"}), []string{e[11].Address}, nil},
+		{"large subset", subset.New(many), []string{e[4].Address}, nil},
+		{"empty subset", subset.New(nil), nil, ErrNoEndpoint},
+		{"none in the pool", subset.New([]string{"192.168.1.1:8000"}), nil, ErrNoEndpoint},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

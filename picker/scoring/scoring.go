@@ -25,6 +25,8 @@ package scoring
 import (
 	"errors"
 
+	"github.com/headroom-dev/headroom/picker/subset"
+
 	"github.com/headroom-dev/headroom/picker/store"
 )
 
@@ -49,10 +51,10 @@ type Request struct {
 	PromptPrefix []byte
 	// Sheddable requests may be refused when the pool is saturated.
 	Sheddable bool
-	// Subset holds the "ip:port" or "ip" entries the gateway allows; nil
-	// allows all, an empty non-nil map allows none. Entries match by IP
-	// only, as the reference endpoint picker does.
-	Subset map[string]bool
+	// Subset is the gateway's subset hint: nil allows all, an empty one
+	// allows none. Entries match by IP only, as the reference endpoint
+	// picker does.
+	Subset *subset.Hosts
 }
 
 // Filter drops endpoints that must not serve r. It appends the kept

@@ -2,15 +2,12 @@ package scoring
 
 import (
 	"math/rand/v2"
-	"net"
 	"slices"
+
+	"github.com/headroom-dev/headroom/picker/subset"
 
 	"github.com/headroom-dev/headroom/picker/store"
 )
-
-// smallSubset is the subset size up to which IPs are matched by a linear
-// scan instead of a set.
-const smallSubset = 8
 
 // scratch holds one pick's buffers; a Picker pools them so a pick does
 // not allocate in proportion to the endpoints.
@@ -24,64 +21,20 @@ type scratch struct {
 	// stale counts the candidates without fresh telemetry (countStale).
 	stale int
 	top   []int
-	ips   []string
-	ipset map[string]struct{}
 	pcg   rand.PCG
 }
 
-// subset puts into s.a the view indices of the endpoints whose IP an
-// entry of subset names (all of them when subset is nil).
-func (s *scratch) subset(subset map[string]bool, all []*store.Endpoint) []int32 {
+// subset puts into s.a the view indices of the endpoints whose IP the
+// gateway's subset hint names (all of them when there is no hint).
+func (s *scratch) subset(hint *subset.Hosts, all []*store.Endpoint) []int32 {
 	out := s.a[:0]
-	if subset == nil {
-		for i := range all {
-			out = append(out, int32(i))
-		}
-		s.a = out
-		return out
-	}
-	s.ips = s.ips[:0]
-	for k, ok := range subset {
-		if ok {
-			s.ips = append(s.ips, hostOf(k))
-		}
-	}
-	if len(s.ips) > smallSubset {
-		if s.ipset == nil {
-			s.ipset = make(map[string]struct{}, len(s.ips))
-		}
-		clear(s.ipset)
-		for _, ip := range s.ips {
-			s.ipset[ip] = struct{}{}
-		}
-	}
 	for i, ep := range all {
-		if s.allowed(ep.IP) {
+		if hint.AllowsHost(ep.IP) {
 			out = append(out, int32(i))
 		}
 	}
 	s.a = out
 	return out
-}
-
-func (s *scratch) allowed(ip string) bool {
-	if len(s.ips) > smallSubset {
-		_, ok := s.ipset[ip]
-		return ok
-	}
-	return slices.Contains(s.ips, ip)
-}
-
-// hostOf returns the IP of an "ip:port", "[v6]:port", "ip" or "[v6]"
-// entry.
-func hostOf(entry string) string {
-	if h, _, err := net.SplitHostPort(entry); err == nil {
-		return h
-	}
-	if n := len(entry); n >= 2 && entry[0] == '[' && entry[n-1] == ']' {
-		return entry[1 : n-1]
-	}
-	return entry
 }
 
 // otherIdx returns the index buffer that does not back idx, emptied.
