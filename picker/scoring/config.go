@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
+
+	kjson "sigs.k8s.io/json"
 
 	"sigs.k8s.io/yaml"
 )
@@ -176,21 +177,16 @@ func ParseConfig(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-// decodeStrict decodes one JSON value into cfg, rejecting unknown,
-// wrongly cased and repeated fields and trailing data.
+// decodeStrict decodes one JSON value into cfg with sigs.k8s.io/json's
+// strict mode, as Kubernetes decodes its objects: field names match case
+// sensitively, and an unknown or repeated field is an error naming its
+// path, as is trailing data.
 func decodeStrict(doc []byte, cfg *Config) error {
-	if err := checkKeys(doc, reflect.TypeFor[Config]()); err != nil {
+	strict, err := kjson.UnmarshalStrict(doc, cfg, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
+	return errors.Join(strict...)
 }
 
 // Validate reports the first thing wrong with c.
