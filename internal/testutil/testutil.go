@@ -1,5 +1,5 @@
-// Package testutil holds what the tests of agent/, collector/, internal/
-// and sim/ would otherwise each copy: waiting for a condition to hold, and
+// Package testutil holds what the tests across the repository would
+// otherwise each copy: waiting for a condition to hold, and
 // a logger that discards everything. It is for tests only.
 package testutil
 

@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
+
 	"github.com/headroom-dev/headroom/agent/stream"
 	"github.com/headroom-dev/headroom/internal/testpki"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discard() *slog.Logger { return testutil.Logger() }
 
 // TestMTLSPickerWithAgentStreamer runs the picker process as its main does
 // (mTLS, files on disk) and the agent's real streamer against it.

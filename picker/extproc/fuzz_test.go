@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
@@ -230,7 +231,7 @@ func fuzzServer(t *testing.T, d Decider, budget int64) *Server {
 	t.Helper()
 	opts := DefaultOptions()
 	opts.MaxBodyBytes, opts.ChunkBytes, opts.MaxBufferedBytes, opts.MaxStreams = 1024, 1024, budget, 4
-	srv, err := New(d, opts, slog.New(slog.DiscardHandler))
+	srv, err := New(d, opts, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -66,7 +67,7 @@ type harness struct {
 
 func startServer(t testing.TB, d Decider, opts Options, so ...ServerOption) *harness {
 	t.Helper()
-	srv, err := New(d, opts, slog.New(slog.DiscardHandler), so...)
+	srv, err := New(d, opts, testutil.Logger(), so...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
+
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,13 +37,7 @@ func wantEnded(t *testing.T, e *envoy, code codes.Code) {
 // eventually polls cond until it holds or patience runs out.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, patience, what, cond)
 }
 
 // wantRetryAfter checks a 429 ImmediateResponse carries Retry-After.

@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -21,7 +22,7 @@ import (
 // serve starts an ingest server on loopback and returns it and its address.
 func serve(t *testing.T, authn auth.Authenticator, opts ...grpc.ServerOption) (*Server, string) {
 	t.Helper()
-	srv := NewServer(NewStore(3, nil), authn, "picker-test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := NewServer(NewStore(3, nil), authn, "picker-test", testutil.Logger())
 	g := grpc.NewServer(append(GRPCOptions(64<<10), opts...)...)
 	telemetryv1.RegisterTelemetryServiceServer(g, srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

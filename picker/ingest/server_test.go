@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -145,13 +147,7 @@ func TestStoredAndAcked(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the condition", cond)
 }
 
 // expiring authenticates every stream for node-a until a fixed time.

@@ -3,7 +3,8 @@ package pool
 import (
 	"context"
 	"testing"
-	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -48,11 +49,5 @@ func testObjectives(t *testing.T, f *fixture) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(eventually)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, eventually, what, cond)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
@@ -83,7 +84,7 @@ func (d *decider) done(t *testing.T) doneCall {
 // addr ("" for a free port); stop ends it.
 func startPicker(t testing.TB, d extproc.Decider, addr string) (string, func()) {
 	t.Helper()
-	srv, err := extproc.New(d, extproc.DefaultOptions(), slog.New(slog.DiscardHandler))
+	srv, err := extproc.New(d, extproc.DefaultOptions(), testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,11 +282,5 @@ func readEvent(t testing.TB, r *bufio.Reader) string {
 // eventually polls cond until it holds or 5 s pass.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, what, cond)
 }

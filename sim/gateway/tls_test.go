@@ -1,10 +1,11 @@
 package gateway
 
 import (
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
@@ -25,7 +26,7 @@ func TestExtProcOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := extproc.New(d, extproc.DefaultOptions(), slog.New(slog.DiscardHandler))
+	srv, err := extproc.New(d, extproc.DefaultOptions(), testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
 // fastProfile is a test profile: 5 ms a decode step (+1 ms a sequence),
@@ -159,13 +161,7 @@ func stream(ctx context.Context, url string, body any) (streamResult, error) {
 // waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 // fakeGPU records the loads it is given.

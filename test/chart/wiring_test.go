@@ -5,12 +5,13 @@ import (
 	"encoding/base64"
 	"flag"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -51,7 +52,7 @@ func checkWiring(t *testing.T, cfg *rest.Config, objs []map[string]any, release,
 	po.CertFile, po.KeyFile = files["tls.crt"], files["tls.key"]
 	po.Kubeconfig = impersonating(t, cfg, "system:serviceaccount:"+ns+":"+release+"-picker", dir)
 	po.DrainDelay, po.ShutdownGrace = 0, time.Second
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := testutil.Logger()
 	p, err := app.New(po, logger)
 	if err != nil {
 		t.Fatalf("picker with the chart's flags: %v", err)

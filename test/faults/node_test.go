@@ -5,7 +5,6 @@ package faults
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	"github.com/headroom-dev/headroom/agent"
 	"github.com/headroom-dev/headroom/collector"
@@ -172,7 +173,7 @@ func (n *node) startAgent(t *testing.T, p *picker, gpu nvml.Library) *runningAge
 	o.Host = collector.Host{ProcRoot: n.tree.Proc, CgroupRoot: n.tree.Cgroup}
 	o.Stream.Addresses, o.Stream.Insecure, o.Stream.MaxBackoff = p.IngestAddr().String(), true, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := agent.New(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := agent.New(ctx, o, testutil.Logger())
 	if err != nil {
 		cancel()
 		t.Fatalf("agent: %v", err)

@@ -3,13 +3,14 @@ package faults
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -89,7 +90,7 @@ func startStreamer(t *testing.T, addr string, maxBackoff time.Duration) *stream.
 	t.Helper()
 	o := stream.DefaultOptions()
 	o.Addresses, o.Insecure, o.MaxBackoff = addr, true, maxBackoff
-	s, err := stream.New(o, slog.New(slog.DiscardHandler))
+	s, err := stream.New(o, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"sigs.k8s.io/yaml"
@@ -99,7 +100,7 @@ func build(t *testing.T, o imagebuild.Options) []imagebuild.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	start := time.Now()
-	res, err := imagebuild.Build(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := imagebuild.Build(ctx, o, testutil.Logger())
 	if err != nil {
 		t.Fatalf("building the images: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,7 +77,7 @@ func report(node string, seq uint64, extra ...*telemetryv1.Pod) *telemetryv1.Nod
 // (with extra pods forged in) until the test ends.
 func agent(t *testing.T, so stream.Options, node string, extra ...*telemetryv1.Pod) {
 	t.Helper()
-	s, err := stream.New(so, slog.New(slog.DiscardHandler))
+	s, err := stream.New(so, testutil.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
