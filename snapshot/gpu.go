@@ -62,8 +62,17 @@ type Utilization struct {
 	GPU, Memory float64
 }
 
-// ECC counts memory errors since the driver loaded.
+// ECC counts memory errors. Corrected and Uncorrected are volatile: since
+// the driver loaded or the GPU was last reset.
 type ECC struct {
+	Corrected, Uncorrected uint64
+	// Aggregate counts over the GPU's life (kept in the InfoROM across
+	// reloads and resets); nil when the GPU does not keep them.
+	Aggregate *ECCCounts
+}
+
+// ECCCounts is a pair of corrected and uncorrected error counts.
+type ECCCounts struct {
 	Corrected, Uncorrected uint64
 }
 

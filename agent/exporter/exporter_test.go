@@ -26,7 +26,7 @@ func fullSnapshot() *snapshot.Snapshot {
 			Profiling: &snapshot.Profiling{SMActive: f(0.45), SMOccupancy: f(0.25), TensorActive: f(0.3), DRAMActive: f(0.6),
 				PCIeTxBytes: f(1e9), PCIeRxBytes: f(2e9), NVLinkTxBytes: f(3e9), NVLinkRxBytes: f(4e9)},
 			SMActive: f(0.4), SMOccupancy: f(0.2), TemperatureCelsius: f(60), PowerWatts: f(300), SMClockHz: f(1.98e9), MemoryClockHz: f(2.6e9),
-			ThrottleReasons: &r, ECC: &snapshot.ECC{Corrected: 3}, RemappedRows: &snapshot.RemappedRows{Uncorrectable: 1, Pending: true},
+			ThrottleReasons: &r, ECC: &snapshot.ECC{Corrected: 3, Aggregate: &snapshot.ECCCounts{Corrected: 9, Uncorrected: 2}}, RemappedRows: &snapshot.RemappedRows{Uncorrectable: 1, Pending: true},
 			XidErrors: map[uint64]uint64{48: 2},
 			Processes: []snapshot.Process{{PID: 42, UsedMemory: 50, SMUtil: f(0.3), MIGInstance: -1}, {PID: 43, UsedMemory: 10, MIGInstance: 1}},
 			MIG:       []snapshot.MIGDevice{{UUID: "MIG-a", GPUInstanceID: 1, Name: "1g.10gb", Memory: &snapshot.Memory{Total: 10, Used: 10}}},

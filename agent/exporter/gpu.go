@@ -28,6 +28,7 @@ type gpuDefs struct {
 	temp, power, smClock, memClock         *def
 	throttled                              *def
 	ecc, remapped, remapPending, remapFail *def
+	eccAggregate, energy                   *def
 	xid, processes                         *def
 	procMem, procSM                        *def
 	migTotal, migUsed                      *def
@@ -57,7 +58,8 @@ func (e *Exporter) newGPUDefs() gpuDefs {
 		smClock:      g("headroom_gpu_sm_clock_hertz", "gauge", "Current SM clock."),
 		memClock:     g("headroom_gpu_memory_clock_hertz", "gauge", "Current memory clock."),
 		throttled:    g("headroom_gpu_clock_throttled", "gauge", "1 while the clocks are held down for the reason.", "reason"),
-		ecc:          g("headroom_gpu_ecc_errors_total", "counter", "ECC errors since the driver loaded (volatile).", "type"),
+		ecc:          g("headroom_gpu_ecc_errors_total", "counter", "ECC errors since the driver loaded or the GPU was last reset (volatile), by type: corrected or uncorrected.", "type"),
+		eccAggregate: g("headroom_gpu_ecc_errors_aggregate_total", "counter", "ECC errors over the GPU's life (aggregate: kept across driver reloads and GPU resets).", "type"),
 		remapped:     g("headroom_gpu_remapped_rows", "gauge", "Memory rows remapped, by cause.", "type"),
 		remapPending: g("headroom_gpu_row_remap_pending", "gauge", "1 if a row remap waits for a GPU reset."),
 		remapFail:    g("headroom_gpu_row_remap_failed", "gauge", "1 if a row remap failed."),
@@ -141,6 +143,10 @@ func (e *Exporter) gatherHealth(b *builder, g *snapshot.GPU, l []*dto.LabelPair)
 	if c := g.ECC; c != nil {
 		b.add(d.ecc, float64(c.Corrected), l, b.lp("type", "corrected"))
 		b.add(d.ecc, float64(c.Uncorrected), l, b.lp("type", "uncorrected"))
+		if a := c.Aggregate; a != nil {
+			b.add(d.eccAggregate, float64(a.Corrected), l, b.lp("type", "corrected"))
+			b.add(d.eccAggregate, float64(a.Uncorrected), l, b.lp("type", "uncorrected"))
+		}
 	}
 	if r := g.RemappedRows; r != nil {
 		b.add(d.remapped, float64(r.Correctable), l, b.lp("type", "correctable"))

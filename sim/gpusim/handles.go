@@ -120,3 +120,8 @@ func (s *Server) DeviceGetHandleByUUID(uuid string) (nvml.Device, nvml.Return) {
 	}
 	return nil, nvml.ERROR_NOT_FOUND
 }
+
+func (d device) GetTotalEnergyConsumption() (uint64, nvml.Return) {
+	return d.GetTotalEnergyConsumptionFunc()
+}
+func (d device) GetMinorNumber() (int, nvml.Return) { return d.GetMinorNumberFunc() }

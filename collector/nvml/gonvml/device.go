@@ -129,8 +129,9 @@ func (d *Device) ThrottleReasons() (uint64, error) {
 	return r, toErr(ret)
 }
 
-// ECC reads volatile corrected and uncorrected error totals; ErrNotSupported
-// when ECC is off.
+// ECC reads volatile and aggregate corrected and uncorrected error totals;
+// ErrNotSupported when ECC is off. A GPU without aggregate counters still
+// reports the volatile ones.
 func (d *Device) ECC() (snapshot.ECC, error) {
 	if err := d.l.guard(); err != nil {
 		return snapshot.ECC{}, err
@@ -149,6 +150,14 @@ func (d *Device) ECC() (snapshot.ECC, error) {
 	if e.Uncorrected, ret = d.h.GetTotalEccErrors(gonvml.MEMORY_ERROR_TYPE_UNCORRECTED, gonvml.VOLATILE_ECC); ret != gonvml.SUCCESS {
 		return e, toErr(ret)
 	}
+	var agg snapshot.ECCCounts
+	if agg.Corrected, ret = d.h.GetTotalEccErrors(gonvml.MEMORY_ERROR_TYPE_CORRECTED, gonvml.AGGREGATE_ECC); ret != gonvml.SUCCESS {
+		return e, nil
+	}
+	if agg.Uncorrected, ret = d.h.GetTotalEccErrors(gonvml.MEMORY_ERROR_TYPE_UNCORRECTED, gonvml.AGGREGATE_ECC); ret != gonvml.SUCCESS {
+		return e, nil
+	}
+	e.Aggregate = &agg
 	return e, nil
 }
 
