@@ -21,6 +21,9 @@ type GPU struct {
 	UUID     string
 	Name     string
 	PCIBusID string
+	// Minor is the device's minor number (/dev/nvidia<minor>); nil when
+	// unknown. The NVIDIA DRA driver names GPUs by it (gpu-<minor>).
+	Minor *int
 
 	// Lost is set when the GPU answered ERROR_GPU_IS_LOST (fell off the bus).
 	// A lost GPU keeps its identity fields; its readings are absent.
@@ -37,8 +40,11 @@ type GPU struct {
 
 	TemperatureCelsius *float64
 	PowerWatts         *float64
-	SMClockHz          *float64
-	MemoryClockHz      *float64
+	// EnergyJoules is NVML's total energy counter: joules the GPU used
+	// since the driver loaded (Volta and later).
+	EnergyJoules  *float64
+	SMClockHz     *float64
+	MemoryClockHz *float64
 	// ThrottleReasons is the NVML clocks-event bit mask.
 	ThrottleReasons *uint64
 

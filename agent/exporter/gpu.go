@@ -55,6 +55,7 @@ func (e *Exporter) newGPUDefs() gpuDefs {
 		smOccupancy:  g("headroom_gpu_sm_occupancy_ratio", "gauge", "GPM SM warp occupancy between samples (0-1); Hopper and later."),
 		temp:         g("headroom_gpu_temperature_celsius", "gauge", "GPU core temperature."),
 		power:        g("headroom_gpu_power_watts", "gauge", "Board power draw."),
+		energy:       g("headroom_gpu_energy_joules_total", "counter", "Energy the GPU used since the driver loaded (NVML total energy consumption, measured; Volta and later)."),
 		smClock:      g("headroom_gpu_sm_clock_hertz", "gauge", "Current SM clock."),
 		memClock:     g("headroom_gpu_memory_clock_hertz", "gauge", "Current memory clock."),
 		throttled:    g("headroom_gpu_clock_throttled", "gauge", "1 while the clocks are held down for the reason.", "reason"),
@@ -127,6 +128,7 @@ func (e *Exporter) gatherGPU(b *builder, s *snapshot.Snapshot, node *dto.LabelPa
 	b.opt(d.smOccupancy, g.SMOccupancy, l)
 	b.opt(d.temp, g.TemperatureCelsius, l)
 	b.opt(d.power, g.PowerWatts, l)
+	b.opt(d.energy, g.EnergyJoules, l)
 	b.opt(d.smClock, g.SMClockHz, l)
 	b.opt(d.memClock, g.MemoryClockHz, l)
 	if r := g.ThrottleReasons; r != nil {

@@ -7,6 +7,7 @@ package report
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -41,6 +42,7 @@ func Build(s *snapshot.Snapshot, newer ModelServers, m Meta) *telemetryv1.NodeRe
 	if a := s.Attribution; a != nil {
 		uids := podUIDs(a)
 		fillOwners(r.Gpus, s.GPUs, uids)
+		perToken := energyPerToken(s.Energy)
 		pods := a.Pods[:min(len(a.Pods), telemetryv1.MaxPods)]
 		r.Pods = make([]*telemetryv1.Pod, 0, len(pods))
 		for i := range pods {
@@ -54,7 +56,11 @@ func Build(s *snapshot.Snapshot, newer ModelServers, m Meta) *telemetryv1.NodeRe
 			if ms != nil && ms.SampleTime.After(sample) {
 				sample = ms.SampleTime
 			}
-			r.Pods = append(r.Pods, pod(p, ms))
+			out := pod(p, ms)
+			if j, ok := perToken[[2]string{p.Namespace, p.Name}]; ok && finiteNonNeg(j) {
+				out.EnergyPerOutputTokenJoules = &j
+			}
+			r.Pods = append(r.Pods, out)
 		}
 	}
 	if s.Attribution != nil || s.Mesh != nil {
@@ -119,6 +125,21 @@ func health(g *snapshot.GPU) *telemetryv1.GPUHealth {
 	}
 	return h
 }
+
+// energyPerToken maps namespace/name to the pod's estimated joules per
+// output token; nil without the energy collector.
+func energyPerToken(e *snapshot.Energy) map[[2]string]float64 {
+	if e == nil || len(e.PerOutputToken) == 0 {
+		return nil
+	}
+	m := make(map[[2]string]float64, len(e.PerOutputToken))
+	for _, p := range e.PerOutputToken {
+		m[[2]string{p.Namespace, p.Pod}] = p.Joules
+	}
+	return m
+}
+
+func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }
 
 // podUIDs maps namespace/name to UID, to name each process's pod by UID.
 func podUIDs(a *snapshot.Attribution) map[[2]string]string {

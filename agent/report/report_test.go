@@ -127,3 +127,21 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes/report")
 }
+
+// TestBuildCarriesEnergyPerToken: a pod with an energy-per-token estimate
+// carries it; a pod without one carries none.
+func TestBuildCarriesEnergyPerToken(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	s := node(2, 1, t0)
+	s.Energy = &snapshot.Energy{PerOutputToken: []snapshot.PodEnergyPerToken{{Namespace: "llm", Pod: "vllm-1", Engine: "vllm", Joules: 3.584}}}
+	r := Build(s, nil, Meta{})
+	if dropped, err := telemetryv1.Validate(r); err != nil || len(dropped) > 0 {
+		t.Fatalf("the picker refuses the report (%v) or drops parts of it (%+v)", err, dropped)
+	}
+	if p := r.GetPods()[0]; p.EnergyPerOutputTokenJoules != nil {
+		t.Errorf("pod %s carries %v J per token, want none", p.GetName(), *p.EnergyPerOutputTokenJoules)
+	}
+	if p := r.GetPods()[1]; p.GetEnergyPerOutputTokenJoules() != 3.584 {
+		t.Errorf("pod %s carries %v J per token, want 3.584", p.GetName(), p.EnergyPerOutputTokenJoules)
+	}
+}

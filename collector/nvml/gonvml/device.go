@@ -39,7 +39,7 @@ func (d *Device) Identity() (nvml.Identity, error) {
 	if err := d.l.guard(); err != nil {
 		return nvml.Identity{}, err
 	}
-	id := nvml.Identity{Index: d.index}
+	id := nvml.Identity{Index: d.index, Minor: -1}
 	var ret gonvml.Return
 	if id.UUID, ret = d.h.GetUUID(); ret != gonvml.SUCCESS {
 		return id, fmt.Errorf("uuid: %w", toErr(ret))
@@ -52,6 +52,10 @@ func (d *Device) Identity() (nvml.Identity, error) {
 		return id, fmt.Errorf("pci info: %w", toErr(ret))
 	}
 	id.PCIBusID = cString(pci.BusId[:])
+	id.Minor = -1
+	if minor, ret := d.h.GetMinorNumber(); ret == gonvml.SUCCESS {
+		id.Minor = minor
+	}
 	return id, nil
 }
 
@@ -102,6 +106,16 @@ func (d *Device) PowerWatts() (float64, error) {
 	}
 	mw, ret := d.h.GetPowerUsage()
 	return float64(mw) / 1000, toErr(ret)
+}
+
+// EnergyJoules reads the total energy counter (millijoules since the
+// driver loaded) in joules.
+func (d *Device) EnergyJoules() (float64, error) {
+	if err := d.l.guard(); err != nil {
+		return 0, err
+	}
+	mj, ret := d.h.GetTotalEnergyConsumption()
+	return float64(mj) / 1000, toErr(ret)
 }
 
 // Clocks reads the current SM and memory clocks.
@@ -241,7 +255,7 @@ type lostDevice struct {
 }
 
 func (d *lostDevice) Identity() (nvml.Identity, error) {
-	return nvml.Identity{Index: d.index}, d.err
+	return nvml.Identity{Index: d.index, Minor: -1}, d.err
 }
 func (d *lostDevice) Memory() (snapshot.Memory, error) { return snapshot.Memory{}, d.err }
 func (d *lostDevice) Utilization() (snapshot.Utilization, error) {
@@ -249,6 +263,7 @@ func (d *lostDevice) Utilization() (snapshot.Utilization, error) {
 }
 func (d *lostDevice) TemperatureCelsius() (float64, error) { return 0, d.err }
 func (d *lostDevice) PowerWatts() (float64, error)         { return 0, d.err }
+func (d *lostDevice) EnergyJoules() (float64, error)       { return 0, d.err }
 func (d *lostDevice) Clocks() (float64, float64, error)    { return 0, 0, d.err }
 func (d *lostDevice) ThrottleReasons() (uint64, error)     { return 0, d.err }
 func (d *lostDevice) ECC() (snapshot.ECC, error)           { return snapshot.ECC{}, d.err }

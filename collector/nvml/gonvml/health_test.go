@@ -3,7 +3,9 @@
 package gonvml_test
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	"github.com/headroom-dev/headroom/sim/gpusim"
 	"github.com/headroom-dev/headroom/snapshot"
@@ -61,4 +63,23 @@ func TestMemoryHealthStates(t *testing.T) {
 	if g.ECC.Corrected != 0 || g.ECC.Uncorrected != 0 || g.ECC.Aggregate.Uncorrected != 3 || g.RemappedRows.Pending || g.RemappedRows.Uncorrectable != 3 {
 		t.Errorf("after reset: ECC %+v aggregate %+v remap %+v", *g.ECC, *g.ECC.Aggregate, *g.RemappedRows)
 	}
+}
+
+// TestEnergyCounters: the energy counter grows at each GPU's power, which
+// the simulator sets from its load (70 W idle to 700 W at full load on
+// H100): GPU i at load i/10 for 10 s reads 10·(70 + 630·i/10) J.
+func TestEnergyCounters(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "dgxh100")
+	loadGPUs(r)
+	r.sample(t)
+	r.clock.Step(10 * time.Second)
+	s := r.sample(t)
+	for i, g := range s.GPUs {
+		want := 10 * (70 + 630*float64(i)/10)
+		if g.EnergyJoules == nil || math.Abs(*g.EnergyJoules-want) > 0.002 {
+			t.Errorf("GPU %d energy = %v J, want %.1f J", i, g.EnergyJoules, want)
+		}
+	}
+	golden(t, s, "energy", "headroom_gpu_energy_joules_total")
 }

@@ -508,11 +508,17 @@ type Pod struct {
 	Ip        string                 `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
 	// port is the serving port when the agent knows it (standalone hosts);
 	// 0: take it from the InferencePool's target ports.
-	Port          uint32       `protobuf:"varint,5,opt,name=port,proto3" json:"port,omitempty"`
-	GpuUuids      []string     `protobuf:"bytes,6,rep,name=gpu_uuids,json=gpuUuids,proto3" json:"gpu_uuids,omitempty"`
-	ModelServer   *ModelServer `protobuf:"bytes,7,opt,name=model_server,json=modelServer,proto3" json:"model_server,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Port        uint32       `protobuf:"varint,5,opt,name=port,proto3" json:"port,omitempty"`
+	GpuUuids    []string     `protobuf:"bytes,6,rep,name=gpu_uuids,json=gpuUuids,proto3" json:"gpu_uuids,omitempty"`
+	ModelServer *ModelServer `protobuf:"bytes,7,opt,name=model_server,json=modelServer,proto3" json:"model_server,omitempty"`
+	// energy_per_output_token_joules is an estimate: the pod's share of its
+	// GPUs' measured energy (by its processes' share of SM time) since its
+	// model server's generated-token counter last grew, divided by that
+	// growth. Absent where the server counts no output tokens (TensorRT-LLM)
+	// or before the counter first grew. Field 30 leaves room below.
+	EnergyPerOutputTokenJoules *float64 `protobuf:"fixed64,30,opt,name=energy_per_output_token_joules,json=energyPerOutputTokenJoules,proto3,oneof" json:"energy_per_output_token_joules,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *Pod) Reset() {
@@ -592,6 +598,13 @@ func (x *Pod) GetModelServer() *ModelServer {
 		return x.ModelServer
 	}
 	return nil
+}
+
+func (x *Pod) GetEnergyPerOutputTokenJoules() float64 {
+	if x != nil && x.EnergyPerOutputTokenJoules != nil {
+		return *x.EnergyPerOutputTokenJoules
+	}
+	return 0
 }
 
 // ModelServer is the pod's model-server load, read on the node.
@@ -1204,7 +1217,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12*\n" +
 	"\x11used_memory_bytes\x18\x02 \x01(\x04R\x0fusedMemoryBytes\x12\x17\n" +
 	"\apod_uid\x18\x03 \x01(\tR\x06podUid\x12\x1c\n" +
-	"\tcontainer\x18\x04 \x01(\tR\tcontainer\"\xd1\x01\n" +
+	"\tcontainer\x18\x04 \x01(\tR\tcontainer\"\xbd\x02\n" +
 	"\x03Pod\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1212,7 +1225,9 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x12\n" +
 	"\x04port\x18\x05 \x01(\rR\x04port\x12\x1b\n" +
 	"\tgpu_uuids\x18\x06 \x03(\tR\bgpuUuids\x12E\n" +
-	"\fmodel_server\x18\a \x01(\v2\".headroom.telemetry.v1.ModelServerR\vmodelServer\"\xf3\x02\n" +
+	"\fmodel_server\x18\a \x01(\v2\".headroom.telemetry.v1.ModelServerR\vmodelServer\x12G\n" +
+	"\x1eenergy_per_output_token_joules\x18\x1e \x01(\x01H\x00R\x1aenergyPerOutputTokenJoules\x88\x01\x01B!\n" +
+	"\x1f_energy_per_output_token_joules\"\xf3\x02\n" +
 	"\vModelServer\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x121\n" +
 	"\x15sample_time_unix_nano\x18\x02 \x01(\x06R\x12sampleTimeUnixNano\x12\x14\n" +
@@ -1317,6 +1332,7 @@ func file_telemetry_proto_init() {
 		return
 	}
 	file_telemetry_proto_msgTypes[1].OneofWrappers = []any{}
+	file_telemetry_proto_msgTypes[5].OneofWrappers = []any{}
 	file_telemetry_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -152,6 +152,9 @@ func validatePod(p *Pod, reportSample uint64) (string, error) {
 	if len(p.GetGpuUuids()) > MaxGPUsPerPod {
 		return "gpus", fmt.Errorf("more than %d GPUs", MaxGPUsPerPod)
 	}
+	if e := p.EnergyPerOutputTokenJoules; e != nil && (!finite(*e) || *e < 0) {
+		return "energy", fmt.Errorf("energy per output token must be finite and non-negative, got %v", *e)
+	}
 	if ms := p.GetModelServer(); ms != nil {
 		return validateModelServer(ms, reportSample)
 	}

@@ -40,6 +40,9 @@ func TestValidateQuarantinesPods(t *testing.T) {
 			p.ModelServer.RunningRequests = math.Inf(1)
 		}, "requests"},
 		{"NaN queue", func(p *Pod, _ *NodeReport) { p.ModelServer.WaitingRequests = math.NaN() }, "requests"},
+		{"energy per token negative", func(p *Pod, _ *NodeReport) { v := -1.0; p.EnergyPerOutputTokenJoules = &v }, "energy"},
+		{"energy per token NaN", func(p *Pod, _ *NodeReport) { v := math.NaN(); p.EnergyPerOutputTokenJoules = &v }, "energy"},
+		{"energy per token sound", func(p *Pod, _ *NodeReport) { v := 2.5; p.EnergyPerOutputTokenJoules = &v }, ""},
 		{"KV above 1", func(p *Pod, _ *NodeReport) { v := 1.5; p.ModelServer.KvCacheUsage = &v }, "kv_cache"},
 		{"KV negative", func(p *Pod, _ *NodeReport) { v := -0.1; p.ModelServer.KvCacheUsage = &v }, "kv_cache"},
 		{"KV rounding slack", func(p *Pod, _ *NodeReport) { v := 1.0005; p.ModelServer.KvCacheUsage = &v }, ""},
