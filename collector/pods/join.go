@@ -193,8 +193,9 @@ func owners(gpus []snapshot.GPU, alloc *podresources.View) map[string][]snapshot
 	return out
 }
 
-// gpuOf finds the physical GPU a device reference names. Minor numbers
-// (DRA) are not matched: the snapshot does not carry them yet.
+// gpuOf finds the physical GPU a device reference names. DRA names GPUs
+// (and the parents of MIG devices) by minor number, which NVML reports
+// beside the index; the two often differ.
 func gpuOf(gpus []snapshot.GPU, d podresources.DeviceRef) (string, bool) {
 	for _, g := range gpus {
 		switch d.Kind {
@@ -210,6 +211,10 @@ func gpuOf(gpus []snapshot.GPU, d podresources.DeviceRef) (string, bool) {
 			}
 		case podresources.KindIndex, podresources.KindIndexMIG, podresources.KindIndexVGPU:
 			if g.Index == d.Index {
+				return g.UUID, true
+			}
+		case podresources.KindMinor, podresources.KindMinorMIG:
+			if g.Minor != nil && *g.Minor == d.Index {
 				return g.UUID, true
 			}
 		}

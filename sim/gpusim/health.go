@@ -102,3 +102,12 @@ func (s *Server) fillHealth(g *gpu) {
 		return mj, r
 	}
 }
+
+// SetMinor sets GPU i's minor number (/dev/nvidia<minor>), which NVIDIA's
+// mock makes equal to the index: a real node's minors follow the driver's
+// probe order and often differ. Call it before the GPUs are discovered.
+func (s *Server) SetMinor(i, minor int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gpus[i].dev.Minor = minor
+}
