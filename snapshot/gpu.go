@@ -108,6 +108,9 @@ type MIGDevice struct {
 	ComputeInstanceID int
 	Name              string
 	Memory            *Memory
+	// SMActive is the slice's GPM SM activity between samples (0–1), of
+	// its own SMs; nil before Hopper or on the first sample.
+	SMActive *float64
 }
 
 // Profiling is DCGM's profiling group for one GPU. Ratios are 0–1 and

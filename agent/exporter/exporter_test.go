@@ -29,7 +29,7 @@ func fullSnapshot() *snapshot.Snapshot {
 			ThrottleReasons: &r, ECC: &snapshot.ECC{Corrected: 3, Aggregate: &snapshot.ECCCounts{Corrected: 9, Uncorrected: 2}}, RemappedRows: &snapshot.RemappedRows{Uncorrectable: 1, Pending: true},
 			XidErrors: map[uint64]uint64{48: 2},
 			Processes: []snapshot.Process{{PID: 42, UsedMemory: 50, SMUtil: f(0.3), MIGInstance: -1}, {PID: 43, UsedMemory: 10, MIGInstance: 1}},
-			MIG:       []snapshot.MIGDevice{{UUID: "MIG-a", GPUInstanceID: 1, Name: "1g.10gb", Memory: &snapshot.Memory{Total: 10, Used: 10}}},
+			MIG:       []snapshot.MIGDevice{{UUID: "MIG-a", GPUInstanceID: 1, Name: "1g.10gb", Memory: &snapshot.Memory{Total: 10, Used: 10}, SMActive: f(0.35)}},
 		}},
 		Attribution: &snapshot.Attribution{
 			Owners: map[string][]snapshot.Owner{"GPU-a": {{Namespace: "llm", Pod: "vllm-0", Container: "vllm"}}},

@@ -32,6 +32,7 @@ type gpuDefs struct {
 	xid, processes                         *def
 	procMem, procSM                        *def
 	migTotal, migUsed                      *def
+	migSMActive                            *def
 }
 
 func (e *Exporter) newGPUDefs() gpuDefs {
@@ -70,6 +71,7 @@ func (e *Exporter) newGPUDefs() gpuDefs {
 		procSM:       gp("headroom_gpu_process_sm_utilization_ratio", "gauge", "One process's SM utilisation over the last sample period (0-1).", "pid", "mig_instance"),
 		migTotal:     g("headroom_gpu_mig_memory_total_bytes", "gauge", "Framebuffer size of a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
 		migUsed:      g("headroom_gpu_mig_memory_used_bytes", "gauge", "Framebuffer memory used on a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
+		migSMActive:  g("headroom_gpu_mig_sm_active_ratio", "gauge", "GPM SM activity of a MIG device between samples (0-1), over its own SMs; Hopper and later.", "mig_instance", "mig_uuid", "mig_profile"),
 	}
 }
 
@@ -174,10 +176,13 @@ func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l, base []*dto.L
 		}
 	}
 	for _, m := range g.MIG {
+		extra := []*dto.LabelPair{b.lp("mig_instance", itoa(m.GPUInstanceID)), b.lp("mig_profile", m.Name), b.lp("mig_uuid", m.UUID)}
+		if m.SMActive != nil {
+			b.add(d.migSMActive, *m.SMActive, l, extra...)
+		}
 		if m.Memory == nil {
 			continue
 		}
-		extra := []*dto.LabelPair{b.lp("mig_instance", itoa(m.GPUInstanceID)), b.lp("mig_profile", m.Name), b.lp("mig_uuid", m.UUID)}
 		b.add(d.migTotal, float64(m.Memory.Total), l, extra...)
 		b.add(d.migUsed, float64(m.Memory.Used), l, extra...)
 	}

@@ -52,6 +52,7 @@ func (s *Server) fillDevice(g *gpu) {
 	s.fillHealth(g)
 	s.fillProcesses(g)
 	s.fillGPM(g)
+	s.fillMIGGPM(g)
 	s.fillMIG(g)
 	s.fillEvents(g)
 }

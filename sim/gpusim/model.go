@@ -73,6 +73,9 @@ func (g *gpu) advance(now time.Time, p profile) {
 	g.smActiveSec += smActivityPerLoad * g.load * sec
 	g.occupancySec += occupancyPerLoad * g.load * sec
 	g.energyMJ += g.powerWatts(p) * sec * 1000
+	for _, m := range g.mig {
+		m.smActiveSec += smActivityPerLoad * m.load * sec
+	}
 }
 
 // memory returns total, reserved, used and free framebuffer bytes.

@@ -21,6 +21,8 @@ type Device struct {
 
 	lastProcTS uint64
 	gpm        gpmState
+	// migGPM holds each MIG slice's GPM sample pair, by GPU-instance ID.
+	migGPM map[int]*gpmPair
 }
 
 var _ nvml.Device = (*Device)(nil)
