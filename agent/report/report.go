@@ -96,6 +96,7 @@ func gpu(g *snapshot.GPU) *telemetryv1.GPU {
 	if g.ThrottleReasons != nil {
 		out.ThrottleReasons = *g.ThrottleReasons
 	}
+	out.Mig = migSlices(g.MIG)
 	if procs := capProcesses(g.Processes); len(procs) > 0 {
 		// One backing array instead of one allocation per process.
 		backing := make([]telemetryv1.Process, len(procs))
@@ -124,6 +125,24 @@ func health(g *snapshot.GPU) *telemetryv1.GPUHealth {
 		}
 	}
 	return h
+}
+
+// migSlices carries a GPU's MIG slices with their own readings (at most
+// the report's limit).
+func migSlices(ms []snapshot.MIGDevice) []*telemetryv1.MIGSlice {
+	if len(ms) == 0 {
+		return nil
+	}
+	ms = ms[:min(len(ms), telemetryv1.MaxMIGPerGPU)]
+	out := make([]*telemetryv1.MIGSlice, len(ms))
+	for i, m := range ms {
+		s := &telemetryv1.MIGSlice{Uuid: m.UUID, GpuInstanceId: int32(m.GPUInstanceID), SmActive: m.SMActive}
+		if mem := m.Memory; mem != nil && mem.Used <= mem.Total {
+			s.MemoryTotalBytes, s.MemoryUsedBytes, s.MemoryFreeBytes = mem.Total, mem.Used, mem.Free
+		}
+		out[i] = s
+	}
+	return out
 }
 
 // energyPerToken maps namespace/name to the pod's estimated joules per
@@ -167,6 +186,9 @@ func pod(p *snapshot.Pod, ms *snapshot.ModelServer) *telemetryv1.Pod {
 	}
 	if ms != nil {
 		out.ModelServer = modelServer(ms)
+	}
+	if len(p.MIG) > 0 {
+		out.MigUuids = p.MIG[:min(len(p.MIG), telemetryv1.MaxGPUsPerPod)]
 	}
 	return out
 }

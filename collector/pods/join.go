@@ -91,12 +91,14 @@ func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, procs []p
 		return a, procs, stale
 	}
 	assigned := assignedGPUs(a.Owners)
+	mig := migSlices(gpus, in.alloc, procs)
 	for uid := range gpuPods {
 		pod, ok := in.runtime.Pod(uid)
 		if !ok {
 			continue
 		}
 		sp, meshVRAM := buildPod(pod, assigned[[2]string{pod.Namespace, pod.Name}], use, in)
+		sp.MIG = mig[podKey{pod.Namespace, pod.Name}]
 		a.MeshVRAM += meshVRAM
 		a.Pods = append(a.Pods, sp)
 	}

@@ -181,3 +181,30 @@ func draRef(t *testing.T, name string) podresources.DeviceRef {
 	}
 	return r
 }
+
+// TestJoinMIGSlicesPerPod: two pods on two slices of one GPU, one known by
+// its device-plugin assignment, the other by its process's GPU instance;
+// each holds its own slice only, and both hold the GPU.
+func TestJoinMIGSlicesPerPod(t *testing.T) {
+	t.Parallel()
+	const m2 = "MIG-11111111-0000-4000-8000-0000000000bb"
+	gs := []snapshot.GPU{{Index: 1, UUID: g1,
+		MIG:       []snapshot.MIGDevice{{UUID: m1, GPUInstanceID: 1}, {UUID: m2, GPUInstanceID: 2}},
+		Processes: []snapshot.Process{{PID: 3, UsedMemory: 7, MIGInstance: 2}}}}
+	alloc := &podresources.View{Assignments: []podresources.Assignment{{Namespace: "ml", Pod: "a", Container: "app", Device: ref(t, m1)}}}
+	rt := cri.NewView(time.Now(), []cri.Pod{
+		{UID: "ua", Namespace: "ml", Name: "a", Containers: []cri.Container{{ID: "ca", Name: "app"}}},
+		{UID: "ub", Namespace: "ml", Name: "b", Containers: []cri.Container{{ID: "cb", Name: "app"}}},
+	})
+	resolve := func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "ub", ContainerID: "cb"}, nil }
+	a, _, _ := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve})
+	if len(a.Pods) != 2 {
+		t.Fatalf("pods %+v", a.Pods)
+	}
+	for i, want := range []string{m1, m2} {
+		p := a.Pods[i]
+		if !slices.Equal(p.MIG, []string{want}) || !slices.Equal(p.GPUs, []string{g1}) {
+			t.Errorf("pod %s: MIG %v GPUs %v, want slice %s of GPU %s", p.Name, p.MIG, p.GPUs, want, g1)
+		}
+	}
+}

@@ -136,6 +136,15 @@ func TestValidateRefusesReports(t *testing.T) {
 		{"too many processes", func(r *NodeReport) {
 			r.Gpus[0].Processes = make([]*Process, MaxProcessesPerGPU+1)
 		}},
+		{"too many MIG slices", func(r *NodeReport) { r.Gpus[0].Mig = make([]*MIGSlice, MaxMIGPerGPU+1) }},
+		{"MIG slice without UUID", func(r *NodeReport) { r.Gpus[0].Mig = []*MIGSlice{{MemoryTotalBytes: 1}} }},
+		{"MIG slice using more than it has", func(r *NodeReport) {
+			r.Gpus[0].Mig = []*MIGSlice{{Uuid: "MIG-a", MemoryTotalBytes: 1, MemoryUsedBytes: 2}}
+		}},
+		{"MIG slice SM activity above 1", func(r *NodeReport) {
+			v := 1.5
+			r.Gpus[0].Mig = []*MIGSlice{{Uuid: "MIG-a", SmActive: &v}}
+		}},
 		{"too many pods", func(r *NodeReport) { r.Pods = make([]*Pod, MaxPods+1) }},
 		{"too many mesh pods", func(r *NodeReport) {
 			r.Mesh = &MeshOverhead{Pods: make([]*PodMesh, MaxPods+1)}
