@@ -21,6 +21,9 @@ type GPU struct {
 	UUID     string
 	Name     string
 	PCIBusID string
+	// Minor is the device's minor number (/dev/nvidia<minor>); nil when
+	// unknown. The NVIDIA DRA driver names GPUs by it (gpu-<minor>).
+	Minor *int
 
 	// Lost is set when the GPU answered ERROR_GPU_IS_LOST (fell off the bus).
 	// A lost GPU keeps its identity fields; its readings are absent.
@@ -37,8 +40,11 @@ type GPU struct {
 
 	TemperatureCelsius *float64
 	PowerWatts         *float64
-	SMClockHz          *float64
-	MemoryClockHz      *float64
+	// EnergyJoules is NVML's total energy counter: joules the GPU used
+	// since the driver loaded (Volta and later).
+	EnergyJoules  *float64
+	SMClockHz     *float64
+	MemoryClockHz *float64
 	// ThrottleReasons is the NVML clocks-event bit mask.
 	ThrottleReasons *uint64
 
@@ -62,8 +68,17 @@ type Utilization struct {
 	GPU, Memory float64
 }
 
-// ECC counts memory errors since the driver loaded.
+// ECC counts memory errors. Corrected and Uncorrected are volatile: since
+// the driver loaded or the GPU was last reset.
 type ECC struct {
+	Corrected, Uncorrected uint64
+	// Aggregate counts over the GPU's life (kept in the InfoROM across
+	// reloads and resets); nil when the GPU does not keep them.
+	Aggregate *ECCCounts
+}
+
+// ECCCounts is a pair of corrected and uncorrected error counts.
+type ECCCounts struct {
 	Corrected, Uncorrected uint64
 }
 
@@ -93,6 +108,9 @@ type MIGDevice struct {
 	ComputeInstanceID int
 	Name              string
 	Memory            *Memory
+	// SMActive is the slice's GPM SM activity between samples (0–1), of
+	// its own SMs; nil before Hopper or on the first sample.
+	SMActive *float64
 }
 
 // Profiling is DCGM's profiling group for one GPU. Ratios are 0–1 and

@@ -43,6 +43,11 @@ type ModelServerStats struct {
 	// nil when it exports none. The picker turns successive readings into
 	// each endpoint's recent speed.
 	Latency *LatencyTotals
+	// GenerationTokens is the output tokens generated since the server
+	// started, summed over its series (vLLM and SGLang export it);
+	// HasGenerationTokens is unset where the engine does not.
+	GenerationTokens    float64
+	HasGenerationTokens bool
 }
 
 // LatencyTotals are cumulative histogram sums (seconds) and counts.

@@ -44,7 +44,10 @@ type Pod struct {
 	Port int
 	// GPUs are the UUIDs of the GPUs assigned to the pod or used by its
 	// processes, sorted.
-	GPUs       []string
+	GPUs []string
+	// MIG are the UUIDs of the MIG slices the pod holds (assigned to it or
+	// running its processes), sorted; their GPUs are in GPUs.
+	MIG        []string
 	Containers []Container
 	// Engine, MetricsPort and MetricsPath say where the pod's model server
 	// serves its metrics: the engine-type label and the metrics-port and

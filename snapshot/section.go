@@ -27,6 +27,9 @@ const (
 	// SectionModelServers is each pod's ModelServer reading: the
 	// modelserver source's enrich step.
 	SectionModelServers Section = "attribution.pods.model_server"
+	// SectionEnergy is Energy: the energy source's enrich step attributes
+	// the GPUs' energy to the pods.
+	SectionEnergy Section = "energy"
 	// SectionZtunnel is Mesh.Ztunnel but its Traffic: the ztunnel source.
 	SectionZtunnel Section = "mesh.ztunnel"
 	// SectionZtunnelTraffic is Mesh.Ztunnel.Traffic: the ztunnel_ebpf

@@ -28,6 +28,9 @@ type Snapshot struct {
 	// Attribution maps GPUs, VRAM and containers to pods; nil when the pods
 	// collector is off.
 	Attribution *Attribution
+	// Energy is the GPUs' energy attributed to pods (estimates); nil when
+	// the energy collector is off.
+	Energy *Energy
 	// Mesh is the node proxy's (ztunnel's) cost; nil when the ztunnel
 	// collectors are off.
 	Mesh *Mesh

@@ -45,6 +45,7 @@ type Exporter struct {
 	dcgm  dcgmDefs
 	ms    modelServerDefs
 	mesh  meshDefs
+	en    energyDefs
 }
 
 // New returns an exporter reading snapshots from latest, which may return
@@ -59,6 +60,7 @@ func New(latest func() *snapshot.Snapshot) *Exporter {
 	e.pods = e.newPodDefs()
 	e.ms = e.newModelServerDefs()
 	e.mesh = e.newMeshDefs()
+	e.en = e.newEnergyDefs()
 	return e
 }
 
@@ -93,6 +95,7 @@ func (e *Exporter) Gather() ([]*dto.MetricFamily, error) {
 		e.gatherPods(b, s)
 		e.gatherModelServers(b, s)
 		e.gatherMesh(b, s)
+		e.gatherEnergy(b, s)
 	}
 	return b.families(e.defs), nil
 }

@@ -25,11 +25,11 @@ func fullSnapshot() *snapshot.Snapshot {
 			Memory: &snapshot.Memory{Total: 100, Used: 60, Free: 39, Reserved: 1}, Utilization: &snapshot.Utilization{GPU: 0.5, Memory: 0.25},
 			Profiling: &snapshot.Profiling{SMActive: f(0.45), SMOccupancy: f(0.25), TensorActive: f(0.3), DRAMActive: f(0.6),
 				PCIeTxBytes: f(1e9), PCIeRxBytes: f(2e9), NVLinkTxBytes: f(3e9), NVLinkRxBytes: f(4e9)},
-			SMActive: f(0.4), SMOccupancy: f(0.2), TemperatureCelsius: f(60), PowerWatts: f(300), SMClockHz: f(1.98e9), MemoryClockHz: f(2.6e9),
-			ThrottleReasons: &r, ECC: &snapshot.ECC{Corrected: 3}, RemappedRows: &snapshot.RemappedRows{Uncorrectable: 1, Pending: true},
+			SMActive: f(0.4), SMOccupancy: f(0.2), TemperatureCelsius: f(60), PowerWatts: f(300), SMClockHz: f(1.98e9), MemoryClockHz: f(2.6e9), EnergyJoules: f(5e6),
+			ThrottleReasons: &r, ECC: &snapshot.ECC{Corrected: 3, Aggregate: &snapshot.ECCCounts{Corrected: 9, Uncorrected: 2}}, RemappedRows: &snapshot.RemappedRows{Uncorrectable: 1, Pending: true},
 			XidErrors: map[uint64]uint64{48: 2},
 			Processes: []snapshot.Process{{PID: 42, UsedMemory: 50, SMUtil: f(0.3), MIGInstance: -1}, {PID: 43, UsedMemory: 10, MIGInstance: 1}},
-			MIG:       []snapshot.MIGDevice{{UUID: "MIG-a", GPUInstanceID: 1, Name: "1g.10gb", Memory: &snapshot.Memory{Total: 10, Used: 10}}},
+			MIG:       []snapshot.MIGDevice{{UUID: "MIG-a", GPUInstanceID: 1, Name: "1g.10gb", Memory: &snapshot.Memory{Total: 10, Used: 10}, SMActive: f(0.35)}},
 		}},
 		Attribution: &snapshot.Attribution{
 			Owners: map[string][]snapshot.Owner{"GPU-a": {{Namespace: "llm", Pod: "vllm-0", Container: "vllm"}}},
@@ -40,6 +40,11 @@ func fullSnapshot() *snapshot.Snapshot {
 			}, ModelServer: fullModelServer()}},
 			Kubelet: snapshot.SourceFreshness{LastSuccess: time.Unix(1700000000, 0)},
 			Runtime: snapshot.SourceFreshness{LastSuccess: time.Unix(1699999990, 0), StaleSince: time.Unix(1700000000, 0)},
+		},
+		Energy: &snapshot.Energy{
+			GPUs:           map[string]snapshot.GPUEnergy{"GPU-a": {Idle: 10, Unowned: 2, Unknown: 1}},
+			Containers:     []snapshot.ContainerEnergy{{Namespace: "llm", Pod: "vllm-0", Container: "vllm", GPU: "GPU-a", Joules: 40}},
+			PerOutputToken: []snapshot.PodEnergyPerToken{{Namespace: "llm", Pod: "vllm-0", Engine: "vllm", Joules: 1.5}},
 		},
 		Mesh: &snapshot.Mesh{Ztunnel: &snapshot.Ztunnel{
 			Present: true, Namespace: "istio-system", Pod: "ztunnel-x", PIDs: []uint32{7},

@@ -28,9 +28,11 @@ type gpuDefs struct {
 	temp, power, smClock, memClock         *def
 	throttled                              *def
 	ecc, remapped, remapPending, remapFail *def
+	eccAggregate, energy                   *def
 	xid, processes                         *def
 	procMem, procSM                        *def
 	migTotal, migUsed                      *def
+	migSMActive                            *def
 }
 
 func (e *Exporter) newGPUDefs() gpuDefs {
@@ -54,10 +56,12 @@ func (e *Exporter) newGPUDefs() gpuDefs {
 		smOccupancy:  g("headroom_gpu_sm_occupancy_ratio", "gauge", "GPM SM warp occupancy between samples (0-1); Hopper and later."),
 		temp:         g("headroom_gpu_temperature_celsius", "gauge", "GPU core temperature."),
 		power:        g("headroom_gpu_power_watts", "gauge", "Board power draw."),
+		energy:       g("headroom_gpu_energy_joules_total", "counter", "Energy the GPU used since the driver loaded (NVML total energy consumption, measured; Volta and later)."),
 		smClock:      g("headroom_gpu_sm_clock_hertz", "gauge", "Current SM clock."),
 		memClock:     g("headroom_gpu_memory_clock_hertz", "gauge", "Current memory clock."),
 		throttled:    g("headroom_gpu_clock_throttled", "gauge", "1 while the clocks are held down for the reason.", "reason"),
-		ecc:          g("headroom_gpu_ecc_errors_total", "counter", "ECC errors since the driver loaded (volatile).", "type"),
+		ecc:          g("headroom_gpu_ecc_errors_total", "counter", "ECC errors since the driver loaded or the GPU was last reset (volatile), by type: corrected or uncorrected.", "type"),
+		eccAggregate: g("headroom_gpu_ecc_errors_aggregate_total", "counter", "ECC errors over the GPU's life (aggregate: kept across driver reloads and GPU resets).", "type"),
 		remapped:     g("headroom_gpu_remapped_rows", "gauge", "Memory rows remapped, by cause.", "type"),
 		remapPending: g("headroom_gpu_row_remap_pending", "gauge", "1 if a row remap waits for a GPU reset."),
 		remapFail:    g("headroom_gpu_row_remap_failed", "gauge", "1 if a row remap failed."),
@@ -67,6 +71,7 @@ func (e *Exporter) newGPUDefs() gpuDefs {
 		procSM:       gp("headroom_gpu_process_sm_utilization_ratio", "gauge", "One process's SM utilisation over the last sample period (0-1).", "pid", "mig_instance"),
 		migTotal:     g("headroom_gpu_mig_memory_total_bytes", "gauge", "Framebuffer size of a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
 		migUsed:      g("headroom_gpu_mig_memory_used_bytes", "gauge", "Framebuffer memory used on a MIG device.", "mig_instance", "mig_uuid", "mig_profile"),
+		migSMActive:  g("headroom_gpu_mig_sm_active_ratio", "gauge", "GPM SM activity of a MIG device between samples (0-1), over its own SMs; Hopper and later.", "mig_instance", "mig_uuid", "mig_profile"),
 	}
 }
 
@@ -125,6 +130,7 @@ func (e *Exporter) gatherGPU(b *builder, s *snapshot.Snapshot, node *dto.LabelPa
 	b.opt(d.smOccupancy, g.SMOccupancy, l)
 	b.opt(d.temp, g.TemperatureCelsius, l)
 	b.opt(d.power, g.PowerWatts, l)
+	b.opt(d.energy, g.EnergyJoules, l)
 	b.opt(d.smClock, g.SMClockHz, l)
 	b.opt(d.memClock, g.MemoryClockHz, l)
 	if r := g.ThrottleReasons; r != nil {
@@ -141,6 +147,10 @@ func (e *Exporter) gatherHealth(b *builder, g *snapshot.GPU, l []*dto.LabelPair)
 	if c := g.ECC; c != nil {
 		b.add(d.ecc, float64(c.Corrected), l, b.lp("type", "corrected"))
 		b.add(d.ecc, float64(c.Uncorrected), l, b.lp("type", "uncorrected"))
+		if a := c.Aggregate; a != nil {
+			b.add(d.eccAggregate, float64(a.Corrected), l, b.lp("type", "corrected"))
+			b.add(d.eccAggregate, float64(a.Uncorrected), l, b.lp("type", "uncorrected"))
+		}
 	}
 	if r := g.RemappedRows; r != nil {
 		b.add(d.remapped, float64(r.Correctable), l, b.lp("type", "correctable"))
@@ -166,10 +176,13 @@ func (e *Exporter) gatherProcesses(b *builder, g *snapshot.GPU, l, base []*dto.L
 		}
 	}
 	for _, m := range g.MIG {
+		extra := []*dto.LabelPair{b.lp("mig_instance", itoa(m.GPUInstanceID)), b.lp("mig_profile", m.Name), b.lp("mig_uuid", m.UUID)}
+		if m.SMActive != nil {
+			b.add(d.migSMActive, *m.SMActive, l, extra...)
+		}
 		if m.Memory == nil {
 			continue
 		}
-		extra := []*dto.LabelPair{b.lp("mig_instance", itoa(m.GPUInstanceID)), b.lp("mig_profile", m.Name), b.lp("mig_uuid", m.UUID)}
 		b.add(d.migTotal, float64(m.Memory.Total), l, extra...)
 		b.add(d.migUsed, float64(m.Memory.Used), l, extra...)
 	}

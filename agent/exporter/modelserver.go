@@ -11,6 +11,7 @@ type modelServerDefs struct {
 	waiting, running, kvCache        *def
 	loraAdapters, loraMax            *def
 	dropped                          *def
+	genTokens                        *def
 }
 
 func (e *Exporter) newModelServerDefs() modelServerDefs {
@@ -26,6 +27,9 @@ func (e *Exporter) newModelServerDefs() modelServerDefs {
 		kvCache:      m("headroom_modelserver_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use (0-1), the fullest engine's."),
 		loraAdapters: m("headroom_modelserver_lora_adapters", "LoRA adapters of running or waiting requests.", "state"),
 		loraMax:      m("headroom_modelserver_lora_max_adapters", "LoRA adapters that fit in GPU memory at once."),
+		genTokens: e.def("headroom_modelserver_generation_tokens_total", "counter", "modelserver",
+			"Output tokens the model server generated since it started, all models summed (vLLM and SGLang; the TensorRT-LLM servers export no such counter).",
+			"node", "namespace", "pod", "engine"),
 		dropped: e.def("headroom_modelserver_values_dropped_total", "counter", "modelserver",
 			"Impossible values the agent left out of the model server's scrapes (negative counts, non-finite values, ratios outside 0-1, families with too many series, LoRA lists past their limit), by reason.",
 			"node", "namespace", "pod", "engine", "reason"),
@@ -62,6 +66,9 @@ func (e *Exporter) gatherModelServers(b *builder, s *snapshot.Snapshot) {
 		b.add(d.running, st.Running, l)
 		if st.HasKVCacheUsage {
 			b.add(d.kvCache, st.KVCacheUsage, l)
+		}
+		if st.HasGenerationTokens {
+			b.add(d.genTokens, st.GenerationTokens, l)
 		}
 		if st.LoRA != nil {
 			b.add(d.loraAdapters, float64(len(st.LoRA.Running)), l, b.sharedLP("state", "running"))

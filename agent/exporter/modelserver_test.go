@@ -17,7 +17,8 @@ func fullModelServer() *snapshot.ModelServer {
 		Engine: "vllm", URL: "http://10.0.0.5:8000/metrics",
 		SampleTime: time.Unix(1700000000, 0), StaleSince: time.Unix(1700000001, 0), Err: "get: context deadline exceeded",
 		Stats: snapshot.ModelServerStats{Waiting: 5, Running: 21, KVCacheUsage: 0.63, HasKVCacheUsage: true,
-			LoRA: &snapshot.LoRAState{Running: []string{"a", "b"}, Waiting: []string{"c"}, MaxAdapters: 4}},
+			LoRA:             &snapshot.LoRAState{Running: []string{"a", "b"}, Waiting: []string{"c"}, MaxAdapters: 4},
+			GenerationTokens: 1234, HasGenerationTokens: true},
 		Dropped: map[string]uint64{"negative": 12, "out_of_range": 3},
 	}
 }

@@ -7,6 +7,7 @@ package report
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -41,6 +42,7 @@ func Build(s *snapshot.Snapshot, newer ModelServers, m Meta) *telemetryv1.NodeRe
 	if a := s.Attribution; a != nil {
 		uids := podUIDs(a)
 		fillOwners(r.Gpus, s.GPUs, uids)
+		perToken := energyPerToken(s.Energy)
 		pods := a.Pods[:min(len(a.Pods), telemetryv1.MaxPods)]
 		r.Pods = make([]*telemetryv1.Pod, 0, len(pods))
 		for i := range pods {
@@ -54,7 +56,11 @@ func Build(s *snapshot.Snapshot, newer ModelServers, m Meta) *telemetryv1.NodeRe
 			if ms != nil && ms.SampleTime.After(sample) {
 				sample = ms.SampleTime
 			}
-			r.Pods = append(r.Pods, pod(p, ms))
+			out := pod(p, ms)
+			if j, ok := perToken[[2]string{p.Namespace, p.Name}]; ok && finiteNonNeg(j) {
+				out.EnergyPerOutputTokenJoules = &j
+			}
+			r.Pods = append(r.Pods, out)
 		}
 	}
 	if s.Attribution != nil || s.Mesh != nil {
@@ -90,6 +96,7 @@ func gpu(g *snapshot.GPU) *telemetryv1.GPU {
 	if g.ThrottleReasons != nil {
 		out.ThrottleReasons = *g.ThrottleReasons
 	}
+	out.Mig = migSlices(g.MIG)
 	if procs := capProcesses(g.Processes); len(procs) > 0 {
 		// One backing array instead of one allocation per process.
 		backing := make([]telemetryv1.Process, len(procs))
@@ -120,6 +127,39 @@ func health(g *snapshot.GPU) *telemetryv1.GPUHealth {
 	return h
 }
 
+// migSlices carries a GPU's MIG slices with their own readings (at most
+// the report's limit).
+func migSlices(ms []snapshot.MIGDevice) []*telemetryv1.MIGSlice {
+	if len(ms) == 0 {
+		return nil
+	}
+	ms = ms[:min(len(ms), telemetryv1.MaxMIGPerGPU)]
+	out := make([]*telemetryv1.MIGSlice, len(ms))
+	for i, m := range ms {
+		s := &telemetryv1.MIGSlice{Uuid: m.UUID, GpuInstanceId: int32(m.GPUInstanceID), SmActive: m.SMActive}
+		if mem := m.Memory; mem != nil && mem.Used <= mem.Total {
+			s.MemoryTotalBytes, s.MemoryUsedBytes, s.MemoryFreeBytes = mem.Total, mem.Used, mem.Free
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// energyPerToken maps namespace/name to the pod's estimated joules per
+// output token; nil without the energy collector.
+func energyPerToken(e *snapshot.Energy) map[[2]string]float64 {
+	if e == nil || len(e.PerOutputToken) == 0 {
+		return nil
+	}
+	m := make(map[[2]string]float64, len(e.PerOutputToken))
+	for _, p := range e.PerOutputToken {
+		m[[2]string{p.Namespace, p.Pod}] = p.Joules
+	}
+	return m
+}
+
+func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }
+
 // podUIDs maps namespace/name to UID, to name each process's pod by UID.
 func podUIDs(a *snapshot.Attribution) map[[2]string]string {
 	m := make(map[[2]string]string, len(a.Pods))
@@ -146,6 +186,9 @@ func pod(p *snapshot.Pod, ms *snapshot.ModelServer) *telemetryv1.Pod {
 	}
 	if ms != nil {
 		out.ModelServer = modelServer(ms)
+	}
+	if len(p.MIG) > 0 {
+		out.MigUuids = p.MIG[:min(len(p.MIG), telemetryv1.MaxGPUsPerPod)]
 	}
 	return out
 }

@@ -127,3 +127,41 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes/report")
 }
+
+// TestBuildCarriesEnergyPerToken: a pod with an energy-per-token estimate
+// carries it; a pod without one carries none.
+func TestBuildCarriesEnergyPerToken(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	s := node(2, 1, t0)
+	s.Energy = &snapshot.Energy{PerOutputToken: []snapshot.PodEnergyPerToken{{Namespace: "llm", Pod: "vllm-1", Engine: "vllm", Joules: 3.584}}}
+	r := Build(s, nil, Meta{})
+	if dropped, err := telemetryv1.Validate(r); err != nil || len(dropped) > 0 {
+		t.Fatalf("the picker refuses the report (%v) or drops parts of it (%+v)", err, dropped)
+	}
+	if p := r.GetPods()[0]; p.EnergyPerOutputTokenJoules != nil {
+		t.Errorf("pod %s carries %v J per token, want none", p.GetName(), *p.EnergyPerOutputTokenJoules)
+	}
+	if p := r.GetPods()[1]; p.GetEnergyPerOutputTokenJoules() != 3.584 {
+		t.Errorf("pod %s carries %v J per token, want 3.584", p.GetName(), p.EnergyPerOutputTokenJoules)
+	}
+}
+
+// TestBuildCarriesMIGSlices: a GPU's slices travel with their own
+// readings, and a pod names the slice it holds.
+func TestBuildCarriesMIGSlices(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	s := node(1, 1, t0)
+	s.GPUs[0].MIG = []snapshot.MIGDevice{{UUID: "MIG-a", GPUInstanceID: 3, Name: "1g.10gb", Memory: &snapshot.Memory{Total: 10, Used: 4, Free: 6}, SMActive: ptr(0.7)}}
+	s.Attribution.Pods[0].MIG = []string{"MIG-a"}
+	r := Build(s, nil, Meta{})
+	if dropped, err := telemetryv1.Validate(r); err != nil || len(dropped) > 0 {
+		t.Fatalf("the picker refuses the report (%v) or drops parts of it (%+v)", err, dropped)
+	}
+	m := r.GetGpus()[0].GetMig()
+	if len(m) != 1 || m[0].GetUuid() != "MIG-a" || m[0].GetGpuInstanceId() != 3 || m[0].GetMemoryUsedBytes() != 4 || m[0].GetSmActive() != 0.7 {
+		t.Errorf("MIG slices %v", m)
+	}
+	if got := r.GetPods()[0].GetMigUuids(); len(got) != 1 || got[0] != "MIG-a" {
+		t.Errorf("pod MIG UUIDs %v", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/headroom-dev/headroom/collector"
 	"github.com/headroom-dev/headroom/collector/dcgm"
 	"github.com/headroom-dev/headroom/collector/dcgm/godcgm"
+	"github.com/headroom-dev/headroom/collector/energy"
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
@@ -29,6 +30,7 @@ func Table() collector.Table {
 		dcgm.Entry(godcgm.New(), dcgm.DefaultOptions()),
 		pods.Entry(pods.DefaultOptions()),
 		modelserver.Entry(modelserver.DefaultOptions()),
+		energy.Entry(),
 	},
 		ztunnel.Entries(ztunnel.DefaultOptions()),
 	)

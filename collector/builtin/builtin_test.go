@@ -23,7 +23,7 @@ func TestTableDeclarationsHold(t *testing.T) {
 	for _, e := range tb {
 		names = append(names, e.Name)
 	}
-	want := []string{"nvml", "dcgm", "pods", "modelserver", "ztunnel", "ztunnel_ebpf"}
+	want := []string{"nvml", "dcgm", "pods", "modelserver", "energy", "ztunnel", "ztunnel_ebpf"}
 	if !slices.Equal(names, want) {
 		t.Errorf("table order %v, want %v (the order of snapshots and metrics)", names, want)
 	}

@@ -82,15 +82,21 @@ const (
 	vllmTPOTOld = "vllm:time_per_output_token_seconds"
 	sglangTTFT  = "sglang:time_to_first_token_seconds"
 	sglangITL   = "sglang:inter_token_latency_seconds"
+
+	// Output tokens generated since the server started (counters). The
+	// TensorRT-LLM servers export no such counter (trtllm-serve's five
+	// metrics are request counts and latency histograms).
+	vllmGenTokens   = "vllm:generation_tokens_total"
+	sglangGenTokens = "sglang:generation_tokens_total"
 )
 
 // families are the metric families each engine's extraction reads; every
 // other line of a response is dropped before parsing.
 var families = map[Engine][]string{
 	VLLM: {vllmWaiting, vllmRunning, vllmKV, vllmKVOld, vllmLoRA,
-		vllmTTFT + "_sum", vllmTTFT + "_count", vllmITL + "_sum", vllmITL + "_count", vllmTPOTOld + "_sum", vllmTPOTOld + "_count"},
+		vllmTTFT + "_sum", vllmTTFT + "_count", vllmITL + "_sum", vllmITL + "_count", vllmTPOTOld + "_sum", vllmTPOTOld + "_count", vllmGenTokens},
 	SGLang: {sglangWaiting, sglangRunning, sglangKV,
-		sglangTTFT + "_sum", sglangTTFT + "_count", sglangITL + "_sum", sglangITL + "_count"},
+		sglangTTFT + "_sum", sglangTTFT + "_count", sglangITL + "_sum", sglangITL + "_count", sglangGenTokens},
 	TRTLLM: {trtWaiting, trtRunning, trtKV},
 	Triton: {tritonReqs, tritonKV},
 }
@@ -287,9 +293,11 @@ func extract(e Engine, fams map[string]*dto.MetricFamily, d *dropCounts) (snapsh
 		}
 		st.LoRA = loraState(fams[vllmLoRA], d)
 		st.Latency = latency(fams, d, vllmTTFT, vllmITL, vllmTPOTOld)
+		st.GenerationTokens, st.HasGenerationTokens = sumAll(fams[vllmGenTokens], d)
 	case SGLang:
 		found = fill(&st, fams[sglangWaiting], fams[sglangRunning], fams[sglangKV], d)
 		st.Latency = latency(fams, d, sglangTTFT, sglangITL, "")
+		st.GenerationTokens, st.HasGenerationTokens = sumAll(fams[sglangGenTokens], d)
 	case TRTLLM:
 		found = fill(&st, fams[trtWaiting], fams[trtRunning], fams[trtKV], d)
 	case Triton:

@@ -35,13 +35,16 @@ var fixtureStats = []struct {
 		LoRA: &snapshot.LoRAState{Running: []string{"sql-lora", "chat-lora"}, Waiting: []string{"summarize"}, MaxAdapters: 4},
 		// Latency: both engines' _sum and _count, the newer inter-token name.
 		Latency: &snapshot.LatencyTotals{TTFTSum: add(9715.013887, 5785.808282), TTFTCount: 7052,
-			TPOTSum: add(5213.657083, 2735.676526), TPOTCount: 9730}}},
+			TPOTSum: add(5213.657083, 2735.676526), TPOTCount: 9730},
+		// Output tokens: both engines' counters summed.
+		GenerationTokens: 311444, HasGenerationTokens: true}},
 	// Older vLLM: gpu_cache_usage_perc; LoRA off (max_lora 0).
 	// Its fixture has the TTFT histogram only.
 	{"vllm-v0.prom", VLLM, snapshot.ModelServerStats{Waiting: 1, Running: 7, KVCacheUsage: 0.275, HasKVCacheUsage: true,
 		Latency: &snapshot.LatencyTotals{TTFTSum: 11980.099073, TTFTCount: 6342}}},
 	{"sglang.prom", SGLang, snapshot.ModelServerStats{Waiting: 7, Running: 30, KVCacheUsage: 0.82, HasKVCacheUsage: true,
-		Latency: &snapshot.LatencyTotals{TTFTSum: 3213.046131, TTFTCount: 1884, TPOTSum: 210.455073, TPOTCount: 763}}},
+		Latency:          &snapshot.LatencyTotals{TTFTSum: 3213.046131, TTFTCount: 1884, TPOTSum: 210.455073, TPOTCount: 763},
+		GenerationTokens: 1.2e6, HasGenerationTokens: true}},
 	{"trtllm.prom", TRTLLM, snapshot.ModelServerStats{Waiting: 4, Running: 16, KVCacheUsage: 0.55, HasKVCacheUsage: true}},
 	// Two TensorRT-LLM models: waiting 6+1, scheduled 10+3, KV max.
 	{"triton.prom", Triton, snapshot.ModelServerStats{Waiting: 7, Running: 13, KVCacheUsage: 0.72, HasKVCacheUsage: true}},

@@ -44,6 +44,9 @@ type Identity struct {
 	UUID     string
 	Name     string
 	PCIBusID string
+	// Minor is the device's minor number (/dev/nvidia<minor>), the number
+	// in the NVIDIA DRA driver's device names; -1 when unknown.
+	Minor int
 }
 
 // GPM holds the GPM metrics between the previous and current samples, as
@@ -60,6 +63,9 @@ type Device interface {
 	Utilization() (snapshot.Utilization, error)
 	TemperatureCelsius() (float64, error)
 	PowerWatts() (float64, error)
+	// EnergyJoules reads the energy the GPU used since the driver loaded
+	// (Volta and later).
+	EnergyJoules() (float64, error)
 	// Clocks returns the current SM and memory clocks in Hz.
 	Clocks() (sm, mem float64, err error)
 	ThrottleReasons() (uint64, error)

@@ -12,6 +12,9 @@ func (s *Source) sampleGPU(g *gpuState) snapshot.GPU {
 		PCIBusID:  g.id.PCIBusID,
 		XidErrors: s.xids.counts(g.id.Index),
 	}
+	if g.id.Minor >= 0 {
+		out.Minor = &g.id.Minor
+	}
 	lost := false
 	d := g.dev
 
@@ -22,6 +25,7 @@ func (s *Source) sampleGPU(g *gpuState) snapshot.GPU {
 	}
 	out.TemperatureCelsius = ptr(read(s, g, &lost, "temperature", d.TemperatureCelsius))
 	out.PowerWatts = ptr(read(s, g, &lost, "power", d.PowerWatts))
+	out.EnergyJoules = ptr(read(s, g, &lost, "energy", d.EnergyJoules))
 	type clocks struct{ sm, mem float64 }
 	if c, ok := read(s, g, &lost, "clocks", func() (clocks, error) {
 		sm, mem, err := d.Clocks()
@@ -36,7 +40,7 @@ func (s *Source) sampleGPU(g *gpuState) snapshot.GPU {
 	out.Processes = s.sampleProcesses(g, &lost)
 
 	if lost {
-		out = snapshot.GPU{Index: out.Index, UUID: out.UUID, Name: out.Name, PCIBusID: out.PCIBusID, XidErrors: out.XidErrors, Lost: true}
+		out = snapshot.GPU{Index: out.Index, UUID: out.UUID, Name: out.Name, PCIBusID: out.PCIBusID, Minor: out.Minor, XidErrors: out.XidErrors, Lost: true}
 	}
 	if lost != g.wasLost {
 		if lost {

@@ -122,7 +122,7 @@ func (s *Source) discover() error {
 		if err != nil {
 			// Keep the slot: a GPU lost at start still deserves a series.
 			s.logger.Warn("reading GPU identity", "gpu", i, "err", err)
-			id = Identity{Index: i}
+			id = Identity{Index: i, Minor: -1}
 		}
 		gpus = append(gpus, &gpuState{dev: d, id: id, unsupported: map[string]bool{}})
 	}

@@ -55,6 +55,7 @@ func (fakeDevice) Utilization() (snapshot.Utilization, error) {
 }
 func (fakeDevice) TemperatureCelsius() (float64, error) { return 40, nil }
 func (fakeDevice) PowerWatts() (float64, error)         { return 0, ErrNotSupported }
+func (fakeDevice) EnergyJoules() (float64, error)       { return 0, ErrNotSupported }
 func (fakeDevice) Clocks() (float64, float64, error)    { return 1e9, 2e9, nil }
 func (fakeDevice) ThrottleReasons() (uint64, error)     { return 0, nil }
 func (fakeDevice) ECC() (snapshot.ECC, error)           { return snapshot.ECC{}, nil }

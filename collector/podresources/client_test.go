@@ -24,8 +24,10 @@ func TestListAttributesEveryForm(t *testing.T) {
 	dra := ctr("trainer", "")
 	dra.DynamicResources = []*podresv1.DynamicResource{{ClaimName: "gpu", ClaimNamespace: "ml", ClaimResources: []*podresv1.ClaimResource{
 		{DriverName: "gpu.nvidia.com", PoolName: "node-a", DeviceName: "gpu-3"},
-		{DriverName: "gpu.nvidia.com", PoolName: "node-a", DeviceName: "gpu-3-mig-1"}, // not mapped
-		{DriverName: "net.example.com", DeviceName: "nic-0"},                          // not a GPU
+		{DriverName: "gpu.nvidia.com", PoolName: "node-a", DeviceName: "gpu-5-mig-9-4-2"}, // a MIG device of GPU minor 5
+		{DriverName: "gpu.nvidia.com", PoolName: "node-a", DeviceName: "gpu-3-mig-1"},     // no such form
+		{DriverName: "gpu.nvidia.com", PoolName: "node-a", DeviceName: "gpu-vfio-0"},      // passthrough: no GPU process here
+		{DriverName: "net.example.com", DeviceName: "nic-0"},                              // not a GPU
 	}}}
 	native := ctr("istio-proxy", "") // a native sidecar: listed, no devices
 	k.SetPods([]*podresv1.PodResources{
@@ -51,13 +53,14 @@ func TestListAttributesEveryForm(t *testing.T) {
 		got[key{a.Namespace + "/" + a.Pod, a.Container, a.ID}] = a.Device
 	}
 	want := map[key]DeviceKind{
-		{"llm/vllm-0", "vllm", gpu0}:         KindGPU,
-		{"llm/small-a", "srv", gpu1 + "::0"}: KindGPU,
-		{"llm/small-b", "srv", gpu1 + "::1"}: KindGPU,
-		{"llm/mig", "srv", mig0}:             KindMIG,
-		{"gke/g", "srv", "nvidia2"}:          KindIndex,
-		{"gke/g", "srv", "nvidia4/gi1"}:      KindIndexMIG,
-		{"ml/train", "trainer", "gpu-3"}:     KindMinor,
+		{"llm/vllm-0", "vllm", gpu0}:               KindGPU,
+		{"llm/small-a", "srv", gpu1 + "::0"}:       KindGPU,
+		{"llm/small-b", "srv", gpu1 + "::1"}:       KindGPU,
+		{"llm/mig", "srv", mig0}:                   KindMIG,
+		{"gke/g", "srv", "nvidia2"}:                KindIndex,
+		{"gke/g", "srv", "nvidia4/gi1"}:            KindIndexMIG,
+		{"ml/train", "trainer", "gpu-3"}:           KindMinor,
+		{"ml/train", "trainer", "gpu-5-mig-9-4-2"}: KindMinorMIG,
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d assignments, want %d: %+v", len(got), len(want), v.Assignments)
@@ -70,8 +73,11 @@ func TestListAttributesEveryForm(t *testing.T) {
 	if a, b := got[key{"llm/small-a", "srv", gpu1 + "::0"}], got[key{"llm/small-b", "srv", gpu1 + "::1"}]; a.UUID != b.UUID || !a.Shared() {
 		t.Errorf("time-sliced pods should share %s: %+v %+v", gpu1, a, b)
 	}
-	if v.Unparsed != 2 {
-		t.Errorf("unparsed = %d, want 2 (gpu-zero and the DRA MIG device)", v.Unparsed)
+	if m := got[key{"ml/train", "trainer", "gpu-5-mig-9-4-2"}]; m.Index != 5 || m.MIGPlacement == nil || *m.MIGPlacement != (MIGPlacement{Profile: 9, Start: 4, Size: 2}) {
+		t.Errorf("DRA MIG device = %+v, want GPU minor 5, profile 9 at slices 4+2", m)
+	}
+	if v.Unparsed != 3 {
+		t.Errorf("unparsed = %d, want 3 (gpu-zero, the DRA name in no known form and the passthrough device)", v.Unparsed)
 	}
 	if len(v.Allocatable) != 3 {
 		t.Errorf("allocatable = %+v, want the 3 GPU devices", v.Allocatable)

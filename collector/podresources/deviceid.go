@@ -27,6 +27,10 @@ const (
 	// KindMinor is a GPU by device-node minor number (/dev/nvidia<N>), as
 	// NVIDIA's DRA driver names it: gpu-<N>.
 	KindMinor
+	// KindMinorMIG is a MIG device of the GPU with minor number N, as
+	// NVIDIA's DRA driver names it: gpu-<N>-mig-<profile>-<start>-<size>
+	// (MIGPlacement holds the last three).
+	KindMinorMIG
 )
 
 func (k DeviceKind) String() string {
@@ -43,6 +47,8 @@ func (k DeviceKind) String() string {
 		return "index-vgpu"
 	case KindMinor:
 		return "minor"
+	case KindMinorMIG:
+		return "minor-mig"
 	}
 	return "unknown"
 }
@@ -60,6 +66,16 @@ type DeviceRef struct {
 	// Replica is the share of a time-sliced or MPS GPU (the n of ::n); -1
 	// when the device is not shared this way.
 	Replica int
+	// MIGPlacement is the MIG device's GPU-instance profile and placement
+	// (KindMinorMIG); nil otherwise.
+	MIGPlacement *MIGPlacement
+}
+
+// MIGPlacement is where a MIG device sits on its GPU: its GPU-instance
+// profile ID (NVML_GPU_INSTANCE_PROFILE_*) and the first and count of the
+// memory slices it holds.
+type MIGPlacement struct {
+	Profile, Start, Size int
 }
 
 // Shared reports whether several containers may hold the same GPU through

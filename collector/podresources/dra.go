@@ -10,21 +10,48 @@ import (
 const draDriver = "gpu.nvidia.com"
 
 // draDevice maps a DRA claim's device to a GPU. NVIDIA's DRA kubelet plugin
-// names a whole GPU gpu-<minor>, after the /dev/nvidia<minor> device node
-// (fixed while the GPU stays on the bus), so the reference is by minor
-// number, not NVML index. Its MIG devices, and other drivers' devices, are
-// not mapped: ok is false.
+// (github.com/NVIDIA/k8s-dra-driver-gpu, cmd/gpu-kubelet-plugin/deviceinfo.go,
+// CanonicalName) names a whole GPU gpu-<minor>, after the /dev/nvidia<minor>
+// device node (fixed while the GPU stays on the bus), and a MIG device
+// gpu-<minor>-mig-<GPU-instance profile ID>-<placement start>-<placement
+// size>, by its parent's minor number. Both are references by minor
+// number, not NVML index. Its passthrough devices (gpu-vfio-<n>) hold no
+// CUDA context on the node and other drivers' devices are no GPUs: ok is
+// false for them, and for a name in no known form.
 func draDevice(cr *podresv1.ClaimResource) (DeviceRef, bool) {
-	if cr.GetDriverName() != draDriver {
+	return ParseDRADevice(cr.GetDriverName(), cr.GetDeviceName())
+}
+
+// ParseDRADevice parses the device name of a DRA claim result of driver
+// (see draDevice for the forms).
+func ParseDRADevice(driver, name string) (DeviceRef, bool) {
+	if driver != draDriver {
 		return DeviceRef{}, false
 	}
-	minor, ok := strings.CutPrefix(cr.GetDeviceName(), "gpu-")
+	rest, ok := strings.CutPrefix(name, "gpu-")
 	if !ok {
 		return DeviceRef{}, false
 	}
+	minor, mig, isMIG := strings.Cut(rest, "-mig-")
 	n, err := parseIndex(minor)
 	if err != nil {
 		return DeviceRef{}, false
 	}
-	return DeviceRef{Kind: KindMinor, Index: n, Instance: -1, Replica: -1}, true
+	ref := DeviceRef{Kind: KindMinor, Index: n, Instance: -1, Replica: -1}
+	if !isMIG {
+		return ref, true
+	}
+	parts := strings.Split(mig, "-")
+	if len(parts) != 3 {
+		return DeviceRef{}, false
+	}
+	var p [3]int
+	for i, s := range parts {
+		if p[i], err = parseIndex(s); err != nil {
+			return DeviceRef{}, false
+		}
+	}
+	ref.Kind = KindMinorMIG
+	ref.MIGPlacement = &MIGPlacement{Profile: p[0], Start: p[1], Size: p[2]}
+	return ref, true
 }

@@ -91,12 +91,14 @@ func join(gpus []snapshot.GPU, in joinInput) (a *snapshot.Attribution, procs []p
 		return a, procs, stale
 	}
 	assigned := assignedGPUs(a.Owners)
+	mig := migSlices(gpus, in.alloc, procs)
 	for uid := range gpuPods {
 		pod, ok := in.runtime.Pod(uid)
 		if !ok {
 			continue
 		}
 		sp, meshVRAM := buildPod(pod, assigned[[2]string{pod.Namespace, pod.Name}], use, in)
+		sp.MIG = mig[podKey{pod.Namespace, pod.Name}]
 		a.MeshVRAM += meshVRAM
 		a.Pods = append(a.Pods, sp)
 	}
@@ -193,8 +195,9 @@ func owners(gpus []snapshot.GPU, alloc *podresources.View) map[string][]snapshot
 	return out
 }
 
-// gpuOf finds the physical GPU a device reference names. Minor numbers
-// (DRA) are not matched: the snapshot does not carry them yet.
+// gpuOf finds the physical GPU a device reference names. DRA names GPUs
+// (and the parents of MIG devices) by minor number, which NVML reports
+// beside the index; the two often differ.
 func gpuOf(gpus []snapshot.GPU, d podresources.DeviceRef) (string, bool) {
 	for _, g := range gpus {
 		switch d.Kind {
@@ -210,6 +213,10 @@ func gpuOf(gpus []snapshot.GPU, d podresources.DeviceRef) (string, bool) {
 			}
 		case podresources.KindIndex, podresources.KindIndexMIG, podresources.KindIndexVGPU:
 			if g.Index == d.Index {
+				return g.UUID, true
+			}
+		case podresources.KindMinor, podresources.KindMinorMIG:
+			if g.Minor != nil && *g.Minor == d.Index {
 				return g.UUID, true
 			}
 		}

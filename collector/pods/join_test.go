@@ -27,10 +27,12 @@ const (
 	m1 = "MIG-11111111-0000-4000-8000-0000000000aa"
 )
 
+// gpus are two GPUs whose minor numbers are not their NVML indices.
 func gpus() []snapshot.GPU {
+	minor := func(n int) *int { return &n }
 	return []snapshot.GPU{
-		{Index: 0, UUID: g0, Processes: []snapshot.Process{{PID: 1, UsedMemory: 100}, {PID: 2, UsedMemory: 30}, {PID: 9, UsedMemory: 5}}},
-		{Index: 1, UUID: g1, MIG: []snapshot.MIGDevice{{UUID: m1, GPUInstanceID: 1}},
+		{Index: 0, UUID: g0, Minor: minor(1), Processes: []snapshot.Process{{PID: 1, UsedMemory: 100}, {PID: 2, UsedMemory: 30}, {PID: 9, UsedMemory: 5}}},
+		{Index: 1, UUID: g1, Minor: minor(0), MIG: []snapshot.MIGDevice{{UUID: m1, GPUInstanceID: 1}},
 			Processes: []snapshot.Process{{PID: 3, UsedMemory: 7, MIGInstance: 1}, {PID: 4, UsedMemory: 1}, {PID: 5, UsedMemory: 2}}},
 	}
 }
@@ -39,10 +41,10 @@ func TestJoin(t *testing.T) {
 	t.Parallel()
 	alloc := &podresources.View{Assignments: []podresources.Assignment{
 		{Namespace: "ml", Pod: "a", Container: "app", Device: ref(t, g0)},
-		{Namespace: "ml", Pod: "b", Container: "app", Device: ref(t, m1)},        // MIG → GPU 1
-		{Namespace: "ml", Pod: "c", Container: "app", Device: ref(t, "nvidia1")}, // GKE index → GPU 1
-		{Namespace: "ml", Pod: "c", Container: "app", Device: ref(t, "nvidia1")}, // listed twice: one owner
-		{Namespace: "ml", Pod: "d", Container: "app", Device: podresources.DeviceRef{Kind: podresources.KindMinor, Index: 0, Instance: -1, Replica: -1}},
+		{Namespace: "ml", Pod: "b", Container: "app", Device: ref(t, m1)},         // MIG → GPU 1
+		{Namespace: "ml", Pod: "c", Container: "app", Device: ref(t, "nvidia1")},  // GKE index → GPU 1
+		{Namespace: "ml", Pod: "c", Container: "app", Device: ref(t, "nvidia1")},  // listed twice: one owner
+		{Namespace: "ml", Pod: "d", Container: "app", Device: draRef(t, "gpu-0")}, // DRA, minor 0 → GPU 1
 	}}
 	rt := cri.NewView(time.Now(), []cri.Pod{
 		{UID: "ua", Namespace: "ml", Name: "a", IP: "10.0.0.1", Containers: []cri.Container{{ID: "ca", Name: "app"}, {ID: "cp", Name: "istio-proxy"}}},
@@ -75,8 +77,8 @@ func TestJoin(t *testing.T) {
 	if a.UnattributedProcesses != 2 {
 		t.Errorf("unattributed = %d, want 2 (the host process and the unknown container; the exited one is skipped)", a.UnattributedProcesses)
 	}
-	if len(a.Owners[g0]) != 1 || len(a.Owners[g1]) != 2 {
-		t.Errorf("owners = %+v, want 1 on GPU 0 and 2 (MIG and GKE index) on GPU 1; DRA minor numbers are not matched", a.Owners)
+	if len(a.Owners[g0]) != 1 || len(a.Owners[g1]) != 3 || a.Owners[g1][2].Pod != "d" {
+		t.Errorf("owners = %+v, want 1 on GPU 0 and 3 (MIG, GKE index and DRA minor 0) on GPU 1", a.Owners)
 	}
 	if p := gs[0].Processes[0]; p.Namespace != "ml" || p.Pod != "a" || p.Container != "app" {
 		t.Errorf("process 1 = %+v", p)
@@ -143,5 +145,66 @@ func TestJoinPodGPUsAndMeta(t *testing.T) {
 	}
 	if !slices.Equal(pb.GPUs, []string{g0}) || pb.MetricsPort != 0 {
 		t.Errorf("pod b: GPUs %v (want the assigned GPU 0), port %d (want 0 for a non-numeric annotation)", pb.GPUs, pb.MetricsPort)
+	}
+}
+
+// TestJoinDRAByMinorNumber: NVIDIA's DRA driver names GPUs by minor
+// number (gpu-<minor>, and gpu-<minor>-mig-… for a MIG device), which is
+// not the NVML index: here GPU 0 has minor 1 and GPU 1 minor 0. A claim of
+// gpu-0 lands on GPU 1, a MIG device of minor 1 on GPU 0, and a minor no
+// GPU has lands nowhere.
+func TestJoinDRAByMinorNumber(t *testing.T) {
+	t.Parallel()
+	minor := func(n int) *int { return &n }
+	gs := []snapshot.GPU{{Index: 0, UUID: g0, Minor: minor(1)}, {Index: 1, UUID: g1, Minor: minor(0)}, {Index: 2, UUID: "GPU-no-minor"}}
+	dra := func(pod, name string) podresources.Assignment {
+		return podresources.Assignment{Namespace: "ml", Pod: pod, Container: "app", Device: draRef(t, name), ID: name}
+	}
+	alloc := &podresources.View{Assignments: []podresources.Assignment{
+		dra("whole", "gpu-0"), dra("slice", "gpu-1-mig-19-6-1"), dra("none", "gpu-7"),
+	}}
+	got := owners(gs, alloc)
+	want := map[string][]snapshot.Owner{
+		g1: {{Namespace: "ml", Pod: "whole", Container: "app"}},
+		g0: {{Namespace: "ml", Pod: "slice", Container: "app"}},
+	}
+	if len(got) != len(want) || !slices.Equal(got[g0], want[g0]) || !slices.Equal(got[g1], want[g1]) {
+		t.Errorf("owners = %+v, want %+v", got, want)
+	}
+}
+
+func draRef(t *testing.T, name string) podresources.DeviceRef {
+	t.Helper()
+	r, ok := podresources.ParseDRADevice("gpu.nvidia.com", name)
+	if !ok {
+		t.Fatalf("DRA device %q not parsed", name)
+	}
+	return r
+}
+
+// TestJoinMIGSlicesPerPod: two pods on two slices of one GPU, one known by
+// its device-plugin assignment, the other by its process's GPU instance;
+// each holds its own slice only, and both hold the GPU.
+func TestJoinMIGSlicesPerPod(t *testing.T) {
+	t.Parallel()
+	const m2 = "MIG-11111111-0000-4000-8000-0000000000bb"
+	gs := []snapshot.GPU{{Index: 1, UUID: g1,
+		MIG:       []snapshot.MIGDevice{{UUID: m1, GPUInstanceID: 1}, {UUID: m2, GPUInstanceID: 2}},
+		Processes: []snapshot.Process{{PID: 3, UsedMemory: 7, MIGInstance: 2}}}}
+	alloc := &podresources.View{Assignments: []podresources.Assignment{{Namespace: "ml", Pod: "a", Container: "app", Device: ref(t, m1)}}}
+	rt := cri.NewView(time.Now(), []cri.Pod{
+		{UID: "ua", Namespace: "ml", Name: "a", Containers: []cri.Container{{ID: "ca", Name: "app"}}},
+		{UID: "ub", Namespace: "ml", Name: "b", Containers: []cri.Container{{ID: "cb", Name: "app"}}},
+	})
+	resolve := func(uint32) (cgroups.Ref, error) { return cgroups.Ref{PodUID: "ub", ContainerID: "cb"}, nil }
+	a, _, _ := join(gs, joinInput{alloc: alloc, runtime: rt, resolve: resolve})
+	if len(a.Pods) != 2 {
+		t.Fatalf("pods %+v", a.Pods)
+	}
+	for i, want := range []string{m1, m2} {
+		p := a.Pods[i]
+		if !slices.Equal(p.MIG, []string{want}) || !slices.Equal(p.GPUs, []string{g1}) {
+			t.Errorf("pod %s: MIG %v GPUs %v, want slice %s of GPU %s", p.Name, p.MIG, p.GPUs, want, g1)
+		}
 	}
 }

@@ -74,6 +74,7 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 		return nil, err
 	}
 	reg.MustRegister(newViewMetrics(p.route.refresher.Current))
+	reg.MustRegister(newHeldOutMetrics(p.route.refresher.Current, p.route.router.picker.HeldOut))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

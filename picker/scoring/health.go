@@ -30,7 +30,9 @@ type gpuKey struct{ node, uuid string }
 
 // HealthFilter drops endpoints that must not take work: a model server
 // whose metrics scrape failed while its node's agent kept reporting (a
-// hung or failing server), a GPU lost, or a GPU with a new critical Xid
+// hung or failing server), a GPU lost, a GPU whose memory is unsafe until
+// it is reset (an uncorrectable volatile ECC error, a row remap pending or
+// failed: see MemoryHold), or a GPU with a new critical Xid
 // (its count for one of the codes grew since the previous report of that
 // GPU on the same node; the GPU stays out for Hold after the report that
 // showed it). When that would leave nothing, it keeps every endpoint and
@@ -101,18 +103,53 @@ func (h *HealthFilter) filter(in, out []*store.Endpoint) ([]*store.Endpoint, boo
 	return out, false
 }
 
-func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
+func (h *HealthFilter) healthy(ep *store.Endpoint) bool { return h.Reason(ep) == "" }
+
+// Why the health filter holds an endpoint out, as Reason returns it.
+const (
+	HoldModelServerStale = "model_server_stale"
+	HoldGPULost          = "gpu_lost"
+	HoldRowRemapFailed   = "row_remap_failed"
+	HoldRowRemapPending  = "row_remap_pending"
+	HoldECCUncorrected   = "ecc_uncorrected"
+	HoldXid              = "xid"
+)
+
+// HoldReasons lists every reason Reason can give.
+func HoldReasons() []string {
+	return []string{HoldModelServerStale, HoldGPULost, HoldRowRemapFailed, HoldRowRemapPending, HoldECCUncorrected, HoldXid}
+}
+
+// Reason says why ep is held out, or "" when it may take work. It is
+// deterministic for a given report: asking again about the same report
+// (a metrics scrape after the picks) gives the same answer.
+func (h *HealthFilter) Reason(ep *store.Endpoint) string {
 	// A stale report is unknown, not unhealthy; but a GPU its last report
-	// showed lost or with a new critical Xid stays out.
+	// showed lost, with unsafe memory or with a new critical Xid stays out.
 	if !ep.Stale && ep.ModelServer().GetStale() {
-		return false
+		return HoldModelServerStale
 	}
+	// Every GPU's Xid history advances with each report, held out or not,
+	// so an Xid seen while a GPU was out for another reason is not new
+	// once that reason ends.
 	sample := sampleNanos(ep.ReportSample)
+	reason := ""
 	for _, g := range ep.GPUs {
-		// newXid first: it also remembers whether the GPU was lost.
-		if xid := h.newXid(ep.Node, g, sample); xid || g.GetHealth().GetLost() {
-			return false
+		xid := h.newXid(ep.Node, g, sample)
+		if reason != "" {
+			continue
 		}
+		switch hl := g.GetHealth(); {
+		case hl.GetLost():
+			reason = HoldGPULost
+		case MemoryHold(hl) != "":
+			reason = MemoryHold(hl)
+		case xid:
+			reason = HoldXid
+		}
+	}
+	if reason != "" {
+		return reason
 	}
 	// A GPU the pod holds that this report has no reading of (the agent's
 	// NVML sample missed its deadline on a busy node, or NVML failed) keeps
@@ -121,11 +158,52 @@ func (h *HealthFilter) healthy(ep *store.Endpoint) bool {
 	if uuids := ep.Pod.GetGpuUuids(); len(ep.GPUs) < len(uuids) {
 		for _, u := range uuids {
 			if !slices.ContainsFunc(ep.GPUs, func(g *telemetryv1.GPU) bool { return g.GetUuid() == u }) && h.lastLost(ep.Node, u) {
-				return false
+				return HoldGPULost
 			}
 		}
 	}
-	return true
+	return ""
+}
+
+// MemoryHold says why a GPU's memory is unsafe until the GPU is reset, or
+// "": a failed row remap (the bank has no spare row left: the GPU needs
+// service), a pending one (the faulty row is still mapped in until the
+// reset applies the remap), or an uncorrectable ECC error counted in the
+// volatile counter (since the driver loaded or the GPU was last reset; a
+// reset clears it). dcgm-exporter users alert on the same three fields.
+// The hold lasts as long as the agent's reports show the state, with no
+// timer: a reset or a replaced GPU is what ends it.
+func MemoryHold(h *telemetryv1.GPUHealth) string {
+	switch {
+	case h.GetRowRemapFailed():
+		return HoldRowRemapFailed
+	case h.GetRowRemapPending():
+		return HoldRowRemapPending
+	case h.GetEccUncorrected() > 0:
+		return HoldECCUncorrected
+	}
+	return ""
+}
+
+// HeldOut counts v's endpoints that the picker's health filters hold out,
+// by reason (every reason of HoldReasons is present, 0 when none).
+func (p *Picker) HeldOut(v *store.View) map[string]int {
+	out := make(map[string]int, len(HoldReasons()))
+	for _, r := range HoldReasons() {
+		out[r] = 0
+	}
+	for _, f := range p.filters {
+		h, ok := f.(*HealthFilter)
+		if !ok {
+			continue
+		}
+		for _, ep := range v.Endpoints {
+			if r := h.Reason(ep); r != "" {
+				out[r]++
+			}
+		}
+	}
+	return out
 }
 
 // lastLost reports whether the last reading of node's GPU uuid said it

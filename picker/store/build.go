@@ -187,9 +187,10 @@ func join(e *Endpoint, loc located, gpus []*telemetryv1.GPU) []*telemetryv1.GPU 
 	e.Stale = n.Stale
 	start := len(gpus)
 	if uuids := loc.pod.GetGpuUuids(); len(uuids) > 0 {
+		mig := loc.pod.GetMigUuids()
 		for _, g := range n.Report.GetGpus() {
 			if slices.Contains(uuids, g.GetUuid()) {
-				gpus = append(gpus, g)
+				gpus = appendGPU(gpus, g, mig)
 			}
 		}
 	}

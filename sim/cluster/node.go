@@ -16,6 +16,7 @@ import (
 
 	"github.com/headroom-dev/headroom/agent"
 	"github.com/headroom-dev/headroom/collector"
+	"github.com/headroom-dev/headroom/collector/energy"
 	"github.com/headroom-dev/headroom/collector/modelserver"
 	"github.com/headroom-dev/headroom/collector/nvml"
 	"github.com/headroom-dev/headroom/collector/nvml/gonvml"
@@ -150,7 +151,7 @@ func (n *Node) startAgent(ctx context.Context, ingest string) error {
 	po.KubeletSocket, po.RuntimeSocket, po.Refresh = n.kubelet.Socket(), n.runtime.Socket(), 2*time.Second
 	mo.Interval = 100 * time.Millisecond
 	ao.Host = collector.Host{ProcRoot: n.tree.Proc, CgroupRoot: n.tree.Cgroup}
-	ao.Collectors = collector.Table{nvml.Entry(gonvml.FromInterface(n.GPUs)), pods.Entry(po), modelserver.Entry(mo)}
+	ao.Collectors = collector.Table{nvml.Entry(gonvml.FromInterface(n.GPUs)), pods.Entry(po), modelserver.Entry(mo), energy.Entry()}
 	ao.Stream.Addresses, ao.Stream.Insecure, ao.Stream.MaxBackoff = ingest, ingest != "", time.Second
 	actx, cancel := context.WithCancel(ctx)
 	a, err := agent.New(actx, ao, n.o.Logger.With("node", n.Name))

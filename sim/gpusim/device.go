@@ -52,6 +52,7 @@ func (s *Server) fillDevice(g *gpu) {
 	s.fillHealth(g)
 	s.fillProcesses(g)
 	s.fillGPM(g)
+	s.fillMIGGPM(g)
 	s.fillMIG(g)
 	s.fillEvents(g)
 }
@@ -84,33 +85,6 @@ func (s *Server) fillThermals(g *gpu) {
 	d.GetCurrentClocksEventReasonsFunc = func() (v uint64, r nvml.Return) {
 		r = s.withGPU(g, func(g *gpu) nvml.Return { v = g.throttleReasons(); return nvml.SUCCESS })
 		return v, r
-	}
-}
-
-// fillHealth sets ECC and row-remapping readings.
-func (s *Server) fillHealth(g *gpu) {
-	d := g.dev
-	d.GetEccModeFunc = func() (cur, pending nvml.EnableState, r nvml.Return) {
-		r = s.withGPU(g, func(*gpu) nvml.Return { return nvml.SUCCESS })
-		return nvml.FEATURE_ENABLED, nvml.FEATURE_ENABLED, r
-	}
-	d.GetTotalEccErrorsFunc = func(t nvml.MemoryErrorType, _ nvml.EccCounterType) (n uint64, r nvml.Return) {
-		r = s.withGPU(g, func(g *gpu) nvml.Return {
-			n = g.eccCorrected
-			if t == nvml.MEMORY_ERROR_TYPE_UNCORRECTED {
-				n = g.eccUncorrected
-			}
-			return nvml.SUCCESS
-		})
-		return n, r
-	}
-	d.GetRemappedRowsFunc = func() (corr, unc int, pending, failed bool, r nvml.Return) {
-		r = s.withGPU(g, func(g *gpu) nvml.Return {
-			// Each uncorrectable error retires a row, as HBM GPUs do.
-			unc = int(g.eccUncorrected)
-			return nvml.SUCCESS
-		})
-		return corr, unc, pending, failed, r
 	}
 }
 

@@ -46,6 +46,29 @@ func (s *Server) fillGPM(g *gpu) {
 	}
 }
 
+// fillMIGGPM answers GPM samples of one MIG slice (by GPU-instance ID)
+// from the slice's own integral.
+func (s *Server) fillMIGGPM(g *gpu) {
+	g.dev.GpmMigSampleGetFunc = func(gi int, sample nvml.GpmSample) nvml.Return {
+		return s.withGPU(g, func(g *gpu) nvml.Return {
+			if !s.prof.gpm {
+				return nvml.ERROR_NOT_SUPPORTED
+			}
+			gs, ok := sample.(*gpmSample)
+			if !ok {
+				return nvml.ERROR_INVALID_ARGUMENT
+			}
+			for _, m := range g.mig {
+				if m.gi == gi {
+					*gs = gpmSample{at: g.last, smActiveSec: m.smActiveSec, filled: true}
+					return nvml.SUCCESS
+				}
+			}
+			return nvml.ERROR_NOT_FOUND
+		})
+	}
+}
+
 // fillServerGPM sets the library-level GPM calls: sample allocation and the
 // metrics computed between two samples.
 func (s *Server) fillServerGPM() {

@@ -59,8 +59,11 @@ func (d device) GpmQueryDeviceSupport() (nvml.GpmSupport, nvml.Return) {
 	return d.GpmQueryDeviceSupportFunc()
 }
 func (d device) GpmSampleGet(s nvml.GpmSample) nvml.Return { return d.GpmSampleGetFunc(s) }
-func (d device) GetMigMode() (int, int, nvml.Return)       { return d.GetMigModeFunc() }
-func (d device) GetMaxMigDeviceCount() (int, nvml.Return)  { return d.GetMaxMigDeviceCountFunc() }
+func (d device) GpmMigSampleGet(gi int, s nvml.GpmSample) nvml.Return {
+	return d.GpmMigSampleGetFunc(gi, s)
+}
+func (d device) GetMigMode() (int, int, nvml.Return)      { return d.GetMigModeFunc() }
+func (d device) GetMaxMigDeviceCount() (int, nvml.Return) { return d.GetMaxMigDeviceCountFunc() }
 func (d device) GetMigDeviceHandleByIndex(i int) (nvml.Device, nvml.Return) {
 	return d.GetMigDeviceHandleByIndexFunc(i)
 }
@@ -120,3 +123,8 @@ func (s *Server) DeviceGetHandleByUUID(uuid string) (nvml.Device, nvml.Return) {
 	}
 	return nil, nvml.ERROR_NOT_FOUND
 }
+
+func (d device) GetTotalEnergyConsumption() (uint64, nvml.Return) {
+	return d.GetTotalEnergyConsumptionFunc()
+}
+func (d device) GetMinorNumber() (int, nvml.Return) { return d.GetMinorNumberFunc() }

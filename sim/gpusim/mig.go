@@ -18,6 +18,27 @@ type migSlice struct {
 	handle migHandle
 	gi     int
 	info   nvml.GpuInstanceProfileInfo
+	// load is the slice's own load (0–1), set by SetMIGLoad; smActiveSec
+	// integrates its GPM SM activity as the GPU's does.
+	load        float64
+	smActiveSec float64
+}
+
+// SetMIGLoad sets the load of the MIG slice with GPU-instance ID gi on GPU
+// i (clamped to 0–1) from now on: its GPM SM activity follows it, as the
+// whole GPU's follows SetLoad. It reports whether the slice exists.
+func (s *Server) SetMIGLoad(i, gi int, load float64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.gpus[i]
+	g.advance(s.now(), s.prof)
+	for _, m := range g.mig {
+		if m.gi == gi {
+			m.load = min(max(load, 0), 1)
+			return true
+		}
+	}
+	return false
 }
 
 // EnableMIG turns MIG on for GPU i and creates one GPU instance per profile

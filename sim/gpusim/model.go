@@ -50,9 +50,13 @@ type gpu struct {
 	// smActiveSec and occupancySec integrate GPM ratios over time.
 	smActiveSec, occupancySec float64
 
-	eccCorrected, eccUncorrected uint64
-	mig                          []*migSlice
-	procUtilTS                   uint64
+	// mem is the memory-health state (ECC counters, row remapping).
+	mem memHealth
+	// energyMJ integrates power over time: the counter NVML's total
+	// energy consumption reads, in millijoules since the driver loaded.
+	energyMJ   float64
+	mig        []*migSlice
+	procUtilTS uint64
 }
 
 // advance moves the model to now: temperature relaxes toward its
@@ -68,6 +72,10 @@ func (g *gpu) advance(now time.Time, p profile) {
 	sec := dt.Seconds()
 	g.smActiveSec += smActivityPerLoad * g.load * sec
 	g.occupancySec += occupancyPerLoad * g.load * sec
+	g.energyMJ += g.powerWatts(p) * sec * 1000
+	for _, m := range g.mig {
+		m.smActiveSec += smActivityPerLoad * m.load * sec
+	}
 }
 
 // memory returns total, reserved, used and free framebuffer bytes.
@@ -105,9 +113,14 @@ func (g *gpu) smClock(p profile) uint32 {
 	return p.smClockMHz
 }
 
-// powerMilliwatts grows linearly from idle to TDP with load.
+// powerWatts grows linearly from idle to TDP with load.
+func (g *gpu) powerWatts(p profile) float64 {
+	return p.idleWatts + (p.tdpWatts-p.idleWatts)*g.load
+}
+
+// powerMilliwatts is powerWatts as NVML reports it.
 func (g *gpu) powerMilliwatts(p profile) uint32 {
-	return uint32((p.idleWatts + (p.tdpWatts-p.idleWatts)*g.load) * 1000)
+	return uint32(g.powerWatts(p) * 1000)
 }
 
 // processSMUtil splits the GPU's load over its processes by SM share, in

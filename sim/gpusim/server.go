@@ -175,14 +175,6 @@ func (s *Server) ForceThrottle(i int, mask uint64) {
 	s.gpus[i].forced = mask
 }
 
-// AddECCErrors adds to GPU i's volatile ECC counters.
-func (s *Server) AddECCErrors(i int, corrected, uncorrected uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.gpus[i].eccCorrected += corrected
-	s.gpus[i].eccUncorrected += uncorrected
-}
-
 // withGPU runs fn on GPU i under the lock, after advancing its model to now;
 // a lost GPU answers ERROR_GPU_IS_LOST without running fn.
 func (s *Server) withGPU(g *gpu, fn func(g *gpu) nvml.Return) nvml.Return {

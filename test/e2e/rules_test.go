@@ -102,8 +102,8 @@ func checkRules(t *testing.T, prom string, want map[string]string, within time.D
 }
 
 func rulesAre(rules map[string][2]string, want map[string]string) error {
-	if len(rules) < 9 {
-		return fmt.Errorf("%d alerting rules loaded, want the chart's 9", len(rules))
+	if len(rules) < 12 {
+		return fmt.Errorf("%d alerting rules loaded, want the chart's 12", len(rules))
 	}
 	for name, hs := range rules {
 		if hs[0] != "ok" {

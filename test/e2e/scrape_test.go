@@ -78,6 +78,9 @@ func TestPrometheusScrapesTheRunningSystem(t *testing.T) {
 	checkRules(t, prom, nil, within)
 	// A GPU falls off the bus (the driver raises Xid 79 with it): the
 	// Xid alert fires at once, the lost-GPU alert waits out its 1m "for".
+	// Another takes an uncorrectable ECC error (its row remap pending):
+	// the reset-needed alert fires at once.
 	c.Nodes[0].GPUs.LoseGPU(5)
-	checkRules(t, prom, map[string]string{"HeadroomGPUXidCritical": "firing", "HeadroomGPULost": "pending"}, within)
+	c.Nodes[0].GPUs.AddECCErrors(4, 3, 1)
+	checkRules(t, prom, map[string]string{"HeadroomGPUXidCritical": "firing", "HeadroomGPULost": "pending", "HeadroomGPUMemoryResetNeeded": "firing"}, within)
 }

@@ -21,6 +21,8 @@ type Device struct {
 
 	lastProcTS uint64
 	gpm        gpmState
+	// migGPM holds each MIG slice's GPM sample pair, by GPU-instance ID.
+	migGPM map[int]*gpmPair
 }
 
 var _ nvml.Device = (*Device)(nil)
@@ -39,7 +41,7 @@ func (d *Device) Identity() (nvml.Identity, error) {
 	if err := d.l.guard(); err != nil {
 		return nvml.Identity{}, err
 	}
-	id := nvml.Identity{Index: d.index}
+	id := nvml.Identity{Index: d.index, Minor: -1}
 	var ret gonvml.Return
 	if id.UUID, ret = d.h.GetUUID(); ret != gonvml.SUCCESS {
 		return id, fmt.Errorf("uuid: %w", toErr(ret))
@@ -52,6 +54,10 @@ func (d *Device) Identity() (nvml.Identity, error) {
 		return id, fmt.Errorf("pci info: %w", toErr(ret))
 	}
 	id.PCIBusID = cString(pci.BusId[:])
+	id.Minor = -1
+	if minor, ret := d.h.GetMinorNumber(); ret == gonvml.SUCCESS {
+		id.Minor = minor
+	}
 	return id, nil
 }
 
@@ -104,6 +110,16 @@ func (d *Device) PowerWatts() (float64, error) {
 	return float64(mw) / 1000, toErr(ret)
 }
 
+// EnergyJoules reads the total energy counter (millijoules since the
+// driver loaded) in joules.
+func (d *Device) EnergyJoules() (float64, error) {
+	if err := d.l.guard(); err != nil {
+		return 0, err
+	}
+	mj, ret := d.h.GetTotalEnergyConsumption()
+	return float64(mj) / 1000, toErr(ret)
+}
+
 // Clocks reads the current SM and memory clocks.
 func (d *Device) Clocks() (float64, float64, error) {
 	if err := d.l.guard(); err != nil {
@@ -129,8 +145,9 @@ func (d *Device) ThrottleReasons() (uint64, error) {
 	return r, toErr(ret)
 }
 
-// ECC reads volatile corrected and uncorrected error totals; ErrNotSupported
-// when ECC is off.
+// ECC reads volatile and aggregate corrected and uncorrected error totals;
+// ErrNotSupported when ECC is off. A GPU without aggregate counters still
+// reports the volatile ones.
 func (d *Device) ECC() (snapshot.ECC, error) {
 	if err := d.l.guard(); err != nil {
 		return snapshot.ECC{}, err
@@ -149,6 +166,14 @@ func (d *Device) ECC() (snapshot.ECC, error) {
 	if e.Uncorrected, ret = d.h.GetTotalEccErrors(gonvml.MEMORY_ERROR_TYPE_UNCORRECTED, gonvml.VOLATILE_ECC); ret != gonvml.SUCCESS {
 		return e, toErr(ret)
 	}
+	var agg snapshot.ECCCounts
+	if agg.Corrected, ret = d.h.GetTotalEccErrors(gonvml.MEMORY_ERROR_TYPE_CORRECTED, gonvml.AGGREGATE_ECC); ret != gonvml.SUCCESS {
+		return e, nil
+	}
+	if agg.Uncorrected, ret = d.h.GetTotalEccErrors(gonvml.MEMORY_ERROR_TYPE_UNCORRECTED, gonvml.AGGREGATE_ECC); ret != gonvml.SUCCESS {
+		return e, nil
+	}
+	e.Aggregate = &agg
 	return e, nil
 }
 
@@ -232,7 +257,7 @@ type lostDevice struct {
 }
 
 func (d *lostDevice) Identity() (nvml.Identity, error) {
-	return nvml.Identity{Index: d.index}, d.err
+	return nvml.Identity{Index: d.index, Minor: -1}, d.err
 }
 func (d *lostDevice) Memory() (snapshot.Memory, error) { return snapshot.Memory{}, d.err }
 func (d *lostDevice) Utilization() (snapshot.Utilization, error) {
@@ -240,6 +265,7 @@ func (d *lostDevice) Utilization() (snapshot.Utilization, error) {
 }
 func (d *lostDevice) TemperatureCelsius() (float64, error) { return 0, d.err }
 func (d *lostDevice) PowerWatts() (float64, error)         { return 0, d.err }
+func (d *lostDevice) EnergyJoules() (float64, error)       { return 0, d.err }
 func (d *lostDevice) Clocks() (float64, float64, error)    { return 0, 0, d.err }
 func (d *lostDevice) ThrottleReasons() (uint64, error)     { return 0, d.err }
 func (d *lostDevice) ECC() (snapshot.ECC, error)           { return snapshot.ECC{}, d.err }

@@ -18,8 +18,10 @@ const (
 	// MaxXidCodesPerGPU bounds one GPU's Xid entries (one per code; Xid
 	// codes in use today are below 200).
 	MaxXidCodesPerGPU = 256
-	// MaxGPUsPerPod bounds the GPU UUIDs of one pod.
+	// MaxGPUsPerPod bounds the GPU UUIDs of one pod, and its MIG UUIDs.
 	MaxGPUsPerPod = 64
+	// MaxMIGPerGPU bounds one GPU's MIG slices (NVML has 7 slots today).
+	MaxMIGPerGPU = 16
 	// MaxLoRAAdapters bounds each of a model server's LoRA lists (running,
 	// waiting); the agent keeps the first ones in the server's order.
 	MaxLoRAAdapters = 256

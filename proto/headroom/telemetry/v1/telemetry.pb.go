@@ -157,8 +157,11 @@ type GPU struct {
 	// throttle_reasons is NVML's clocks-event bit mask.
 	ThrottleReasons uint64     `protobuf:"varint,14,opt,name=throttle_reasons,json=throttleReasons,proto3" json:"throttle_reasons,omitempty"`
 	Processes       []*Process `protobuf:"bytes,15,rep,name=processes,proto3" json:"processes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// mig lists the GPU's MIG slices with their own readings; empty off MIG.
+	// Field 30 leaves room below.
+	Mig           []*MIGSlice `protobuf:"bytes,30,rep,name=mig,proto3" json:"mig,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GPU) Reset() {
@@ -296,6 +299,100 @@ func (x *GPU) GetProcesses() []*Process {
 	return nil
 }
 
+func (x *GPU) GetMig() []*MIGSlice {
+	if x != nil {
+		return x.Mig
+	}
+	return nil
+}
+
+// MIGSlice is one MIG device of a GPU: a pod that holds it is scored by
+// its readings, not the whole GPU's.
+type MIGSlice struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Uuid             string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	GpuInstanceId    int32                  `protobuf:"varint,2,opt,name=gpu_instance_id,json=gpuInstanceId,proto3" json:"gpu_instance_id,omitempty"`
+	MemoryTotalBytes uint64                 `protobuf:"varint,3,opt,name=memory_total_bytes,json=memoryTotalBytes,proto3" json:"memory_total_bytes,omitempty"`
+	MemoryUsedBytes  uint64                 `protobuf:"varint,4,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
+	MemoryFreeBytes  uint64                 `protobuf:"varint,5,opt,name=memory_free_bytes,json=memoryFreeBytes,proto3" json:"memory_free_bytes,omitempty"`
+	// sm_active is the slice's GPM SM activity, 0–1; absent before Hopper.
+	SmActive      *float64 `protobuf:"fixed64,6,opt,name=sm_active,json=smActive,proto3,oneof" json:"sm_active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MIGSlice) Reset() {
+	*x = MIGSlice{}
+	mi := &file_telemetry_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MIGSlice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MIGSlice) ProtoMessage() {}
+
+func (x *MIGSlice) ProtoReflect() protoreflect.Message {
+	mi := &file_telemetry_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MIGSlice.ProtoReflect.Descriptor instead.
+func (*MIGSlice) Descriptor() ([]byte, []int) {
+	return file_telemetry_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MIGSlice) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *MIGSlice) GetGpuInstanceId() int32 {
+	if x != nil {
+		return x.GpuInstanceId
+	}
+	return 0
+}
+
+func (x *MIGSlice) GetMemoryTotalBytes() uint64 {
+	if x != nil {
+		return x.MemoryTotalBytes
+	}
+	return 0
+}
+
+func (x *MIGSlice) GetMemoryUsedBytes() uint64 {
+	if x != nil {
+		return x.MemoryUsedBytes
+	}
+	return 0
+}
+
+func (x *MIGSlice) GetMemoryFreeBytes() uint64 {
+	if x != nil {
+		return x.MemoryFreeBytes
+	}
+	return 0
+}
+
+func (x *MIGSlice) GetSmActive() float64 {
+	if x != nil && x.SmActive != nil {
+		return *x.SmActive
+	}
+	return 0
+}
+
 // GPUHealth is what decides whether a GPU may take work at all.
 type GPUHealth struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -313,7 +410,7 @@ type GPUHealth struct {
 
 func (x *GPUHealth) Reset() {
 	*x = GPUHealth{}
-	mi := &file_telemetry_proto_msgTypes[2]
+	mi := &file_telemetry_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +422,7 @@ func (x *GPUHealth) String() string {
 func (*GPUHealth) ProtoMessage() {}
 
 func (x *GPUHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[2]
+	mi := &file_telemetry_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +435,7 @@ func (x *GPUHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUHealth.ProtoReflect.Descriptor instead.
 func (*GPUHealth) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{2}
+	return file_telemetry_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GPUHealth) GetLost() bool {
@@ -387,7 +484,7 @@ type XidCount struct {
 
 func (x *XidCount) Reset() {
 	*x = XidCount{}
-	mi := &file_telemetry_proto_msgTypes[3]
+	mi := &file_telemetry_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +496,7 @@ func (x *XidCount) String() string {
 func (*XidCount) ProtoMessage() {}
 
 func (x *XidCount) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[3]
+	mi := &file_telemetry_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +509,7 @@ func (x *XidCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XidCount.ProtoReflect.Descriptor instead.
 func (*XidCount) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{3}
+	return file_telemetry_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *XidCount) GetCode() uint64 {
@@ -443,7 +540,7 @@ type Process struct {
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_telemetry_proto_msgTypes[4]
+	mi := &file_telemetry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +552,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[4]
+	mi := &file_telemetry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +565,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{4}
+	return file_telemetry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Process) GetPid() uint32 {
@@ -508,16 +605,26 @@ type Pod struct {
 	Ip        string                 `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
 	// port is the serving port when the agent knows it (standalone hosts);
 	// 0: take it from the InferencePool's target ports.
-	Port          uint32       `protobuf:"varint,5,opt,name=port,proto3" json:"port,omitempty"`
-	GpuUuids      []string     `protobuf:"bytes,6,rep,name=gpu_uuids,json=gpuUuids,proto3" json:"gpu_uuids,omitempty"`
-	ModelServer   *ModelServer `protobuf:"bytes,7,opt,name=model_server,json=modelServer,proto3" json:"model_server,omitempty"`
+	Port        uint32       `protobuf:"varint,5,opt,name=port,proto3" json:"port,omitempty"`
+	GpuUuids    []string     `protobuf:"bytes,6,rep,name=gpu_uuids,json=gpuUuids,proto3" json:"gpu_uuids,omitempty"`
+	ModelServer *ModelServer `protobuf:"bytes,7,opt,name=model_server,json=modelServer,proto3" json:"model_server,omitempty"`
+	// energy_per_output_token_joules is an estimate: the pod's share of its
+	// GPUs' measured energy (by its processes' share of SM time) since its
+	// model server's generated-token counter last grew, divided by that
+	// growth. Absent where the server counts no output tokens (TensorRT-LLM)
+	// or before the counter first grew. Field 30 leaves room below.
+	EnergyPerOutputTokenJoules *float64 `protobuf:"fixed64,30,opt,name=energy_per_output_token_joules,json=energyPerOutputTokenJoules,proto3,oneof" json:"energy_per_output_token_joules,omitempty"`
+	// mig_uuids are the MIG slices the pod holds (assigned to it, or running
+	// its processes), each listed in its GPU's mig; their parents are in
+	// gpu_uuids.
+	MigUuids      []string `protobuf:"bytes,31,rep,name=mig_uuids,json=migUuids,proto3" json:"mig_uuids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Pod) Reset() {
 	*x = Pod{}
-	mi := &file_telemetry_proto_msgTypes[5]
+	mi := &file_telemetry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +636,7 @@ func (x *Pod) String() string {
 func (*Pod) ProtoMessage() {}
 
 func (x *Pod) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[5]
+	mi := &file_telemetry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +649,7 @@ func (x *Pod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pod.ProtoReflect.Descriptor instead.
 func (*Pod) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{5}
+	return file_telemetry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Pod) GetNamespace() string {
@@ -594,6 +701,20 @@ func (x *Pod) GetModelServer() *ModelServer {
 	return nil
 }
 
+func (x *Pod) GetEnergyPerOutputTokenJoules() float64 {
+	if x != nil && x.EnergyPerOutputTokenJoules != nil {
+		return *x.EnergyPerOutputTokenJoules
+	}
+	return 0
+}
+
+func (x *Pod) GetMigUuids() []string {
+	if x != nil {
+		return x.MigUuids
+	}
+	return nil
+}
+
 // ModelServer is the pod's model-server load, read on the node.
 type ModelServer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -618,7 +739,7 @@ type ModelServer struct {
 
 func (x *ModelServer) Reset() {
 	*x = ModelServer{}
-	mi := &file_telemetry_proto_msgTypes[6]
+	mi := &file_telemetry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +751,7 @@ func (x *ModelServer) String() string {
 func (*ModelServer) ProtoMessage() {}
 
 func (x *ModelServer) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[6]
+	mi := &file_telemetry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +764,7 @@ func (x *ModelServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelServer.ProtoReflect.Descriptor instead.
 func (*ModelServer) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{6}
+	return file_telemetry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ModelServer) GetEngine() string {
@@ -717,7 +838,7 @@ type LatencyTotals struct {
 
 func (x *LatencyTotals) Reset() {
 	*x = LatencyTotals{}
-	mi := &file_telemetry_proto_msgTypes[7]
+	mi := &file_telemetry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +850,7 @@ func (x *LatencyTotals) String() string {
 func (*LatencyTotals) ProtoMessage() {}
 
 func (x *LatencyTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[7]
+	mi := &file_telemetry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +863,7 @@ func (x *LatencyTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatencyTotals.ProtoReflect.Descriptor instead.
 func (*LatencyTotals) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{7}
+	return file_telemetry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LatencyTotals) GetTtftSecondsSum() float64 {
@@ -785,7 +906,7 @@ type LoRA struct {
 
 func (x *LoRA) Reset() {
 	*x = LoRA{}
-	mi := &file_telemetry_proto_msgTypes[8]
+	mi := &file_telemetry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +918,7 @@ func (x *LoRA) String() string {
 func (*LoRA) ProtoMessage() {}
 
 func (x *LoRA) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[8]
+	mi := &file_telemetry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +931,7 @@ func (x *LoRA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoRA.ProtoReflect.Descriptor instead.
 func (*LoRA) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{8}
+	return file_telemetry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoRA) GetRunning() []string {
@@ -873,7 +994,7 @@ type MeshOverhead struct {
 
 func (x *MeshOverhead) Reset() {
 	*x = MeshOverhead{}
-	mi := &file_telemetry_proto_msgTypes[9]
+	mi := &file_telemetry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1006,7 @@ func (x *MeshOverhead) String() string {
 func (*MeshOverhead) ProtoMessage() {}
 
 func (x *MeshOverhead) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[9]
+	mi := &file_telemetry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1019,7 @@ func (x *MeshOverhead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshOverhead.ProtoReflect.Descriptor instead.
 func (*MeshOverhead) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{9}
+	return file_telemetry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MeshOverhead) GetSidecarMemoryBytes() uint64 {
@@ -1025,7 +1146,7 @@ type PodMesh struct {
 
 func (x *PodMesh) Reset() {
 	*x = PodMesh{}
-	mi := &file_telemetry_proto_msgTypes[10]
+	mi := &file_telemetry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1158,7 @@ func (x *PodMesh) String() string {
 func (*PodMesh) ProtoMessage() {}
 
 func (x *PodMesh) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[10]
+	mi := &file_telemetry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1171,7 @@ func (x *PodMesh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodMesh.ProtoReflect.Descriptor instead.
 func (*PodMesh) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{10}
+	return file_telemetry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PodMesh) GetPodUid() string {
@@ -1108,7 +1229,7 @@ type StreamAck struct {
 
 func (x *StreamAck) Reset() {
 	*x = StreamAck{}
-	mi := &file_telemetry_proto_msgTypes[11]
+	mi := &file_telemetry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1241,7 @@ func (x *StreamAck) String() string {
 func (*StreamAck) ProtoMessage() {}
 
 func (x *StreamAck) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[11]
+	mi := &file_telemetry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1254,7 @@ func (x *StreamAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamAck.ProtoReflect.Descriptor instead.
 func (*StreamAck) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{11}
+	return file_telemetry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamAck) GetNode() string {
@@ -1164,7 +1285,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"\rinterval_nano\x18\x05 \x01(\x03R\fintervalNano\x12.\n" +
 	"\x04gpus\x18\x06 \x03(\v2\x1a.headroom.telemetry.v1.GPUR\x04gpus\x12.\n" +
 	"\x04pods\x18\a \x03(\v2\x1a.headroom.telemetry.v1.PodR\x04pods\x127\n" +
-	"\x04mesh\x18\b \x01(\v2#.headroom.telemetry.v1.MeshOverheadR\x04meshJ\x04\b\t\x10\x10\"\xdb\x05\n" +
+	"\x04mesh\x18\b \x01(\v2#.headroom.telemetry.v1.MeshOverheadR\x04meshJ\x04\b\t\x10\x10\"\x8e\x06\n" +
 	"\x03GPU\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x12\n" +
@@ -1182,14 +1303,24 @@ const file_telemetry_proto_rawDesc = "" +
 	"\vpower_watts\x18\r \x01(\x01H\x05R\n" +
 	"powerWatts\x88\x01\x01\x12)\n" +
 	"\x10throttle_reasons\x18\x0e \x01(\x04R\x0fthrottleReasons\x12<\n" +
-	"\tprocesses\x18\x0f \x03(\v2\x1e.headroom.telemetry.v1.ProcessR\tprocessesB\f\n" +
+	"\tprocesses\x18\x0f \x03(\v2\x1e.headroom.telemetry.v1.ProcessR\tprocesses\x121\n" +
+	"\x03mig\x18\x1e \x03(\v2\x1f.headroom.telemetry.v1.MIGSliceR\x03migB\f\n" +
 	"\n" +
 	"_sm_activeB\x0f\n" +
 	"\r_sm_occupancyB\x0e\n" +
 	"\f_utilizationB\x15\n" +
 	"\x13_memory_utilizationB\x16\n" +
 	"\x14_temperature_celsiusB\x0e\n" +
-	"\f_power_watts\"\xde\x01\n" +
+	"\f_power_watts\"\xfc\x01\n" +
+	"\bMIGSlice\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12&\n" +
+	"\x0fgpu_instance_id\x18\x02 \x01(\x05R\rgpuInstanceId\x12,\n" +
+	"\x12memory_total_bytes\x18\x03 \x01(\x04R\x10memoryTotalBytes\x12*\n" +
+	"\x11memory_used_bytes\x18\x04 \x01(\x04R\x0fmemoryUsedBytes\x12*\n" +
+	"\x11memory_free_bytes\x18\x05 \x01(\x04R\x0fmemoryFreeBytes\x12 \n" +
+	"\tsm_active\x18\x06 \x01(\x01H\x00R\bsmActive\x88\x01\x01B\f\n" +
+	"\n" +
+	"_sm_active\"\xde\x01\n" +
 	"\tGPUHealth\x12\x12\n" +
 	"\x04lost\x18\x01 \x01(\bR\x04lost\x12>\n" +
 	"\n" +
@@ -1204,7 +1335,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12*\n" +
 	"\x11used_memory_bytes\x18\x02 \x01(\x04R\x0fusedMemoryBytes\x12\x17\n" +
 	"\apod_uid\x18\x03 \x01(\tR\x06podUid\x12\x1c\n" +
-	"\tcontainer\x18\x04 \x01(\tR\tcontainer\"\xd1\x01\n" +
+	"\tcontainer\x18\x04 \x01(\tR\tcontainer\"\xda\x02\n" +
 	"\x03Pod\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1212,7 +1343,10 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x12\n" +
 	"\x04port\x18\x05 \x01(\rR\x04port\x12\x1b\n" +
 	"\tgpu_uuids\x18\x06 \x03(\tR\bgpuUuids\x12E\n" +
-	"\fmodel_server\x18\a \x01(\v2\".headroom.telemetry.v1.ModelServerR\vmodelServer\"\xf3\x02\n" +
+	"\fmodel_server\x18\a \x01(\v2\".headroom.telemetry.v1.ModelServerR\vmodelServer\x12G\n" +
+	"\x1eenergy_per_output_token_joules\x18\x1e \x01(\x01H\x00R\x1aenergyPerOutputTokenJoules\x88\x01\x01\x12\x1b\n" +
+	"\tmig_uuids\x18\x1f \x03(\tR\bmigUuidsB!\n" +
+	"\x1f_energy_per_output_token_joules\"\xf3\x02\n" +
 	"\vModelServer\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x121\n" +
 	"\x15sample_time_unix_nano\x18\x02 \x01(\x06R\x12sampleTimeUnixNano\x12\x14\n" +
@@ -1276,39 +1410,41 @@ func file_telemetry_proto_rawDescGZIP() []byte {
 	return file_telemetry_proto_rawDescData
 }
 
-var file_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_telemetry_proto_goTypes = []any{
 	(*NodeReport)(nil),    // 0: headroom.telemetry.v1.NodeReport
 	(*GPU)(nil),           // 1: headroom.telemetry.v1.GPU
-	(*GPUHealth)(nil),     // 2: headroom.telemetry.v1.GPUHealth
-	(*XidCount)(nil),      // 3: headroom.telemetry.v1.XidCount
-	(*Process)(nil),       // 4: headroom.telemetry.v1.Process
-	(*Pod)(nil),           // 5: headroom.telemetry.v1.Pod
-	(*ModelServer)(nil),   // 6: headroom.telemetry.v1.ModelServer
-	(*LatencyTotals)(nil), // 7: headroom.telemetry.v1.LatencyTotals
-	(*LoRA)(nil),          // 8: headroom.telemetry.v1.LoRA
-	(*MeshOverhead)(nil),  // 9: headroom.telemetry.v1.MeshOverhead
-	(*PodMesh)(nil),       // 10: headroom.telemetry.v1.PodMesh
-	(*StreamAck)(nil),     // 11: headroom.telemetry.v1.StreamAck
+	(*MIGSlice)(nil),      // 2: headroom.telemetry.v1.MIGSlice
+	(*GPUHealth)(nil),     // 3: headroom.telemetry.v1.GPUHealth
+	(*XidCount)(nil),      // 4: headroom.telemetry.v1.XidCount
+	(*Process)(nil),       // 5: headroom.telemetry.v1.Process
+	(*Pod)(nil),           // 6: headroom.telemetry.v1.Pod
+	(*ModelServer)(nil),   // 7: headroom.telemetry.v1.ModelServer
+	(*LatencyTotals)(nil), // 8: headroom.telemetry.v1.LatencyTotals
+	(*LoRA)(nil),          // 9: headroom.telemetry.v1.LoRA
+	(*MeshOverhead)(nil),  // 10: headroom.telemetry.v1.MeshOverhead
+	(*PodMesh)(nil),       // 11: headroom.telemetry.v1.PodMesh
+	(*StreamAck)(nil),     // 12: headroom.telemetry.v1.StreamAck
 }
 var file_telemetry_proto_depIdxs = []int32{
 	1,  // 0: headroom.telemetry.v1.NodeReport.gpus:type_name -> headroom.telemetry.v1.GPU
-	5,  // 1: headroom.telemetry.v1.NodeReport.pods:type_name -> headroom.telemetry.v1.Pod
-	9,  // 2: headroom.telemetry.v1.NodeReport.mesh:type_name -> headroom.telemetry.v1.MeshOverhead
-	2,  // 3: headroom.telemetry.v1.GPU.health:type_name -> headroom.telemetry.v1.GPUHealth
-	4,  // 4: headroom.telemetry.v1.GPU.processes:type_name -> headroom.telemetry.v1.Process
-	3,  // 5: headroom.telemetry.v1.GPUHealth.xid_errors:type_name -> headroom.telemetry.v1.XidCount
-	6,  // 6: headroom.telemetry.v1.Pod.model_server:type_name -> headroom.telemetry.v1.ModelServer
-	8,  // 7: headroom.telemetry.v1.ModelServer.lora:type_name -> headroom.telemetry.v1.LoRA
-	7,  // 8: headroom.telemetry.v1.ModelServer.latency:type_name -> headroom.telemetry.v1.LatencyTotals
-	10, // 9: headroom.telemetry.v1.MeshOverhead.pods:type_name -> headroom.telemetry.v1.PodMesh
-	0,  // 10: headroom.telemetry.v1.TelemetryService.Stream:input_type -> headroom.telemetry.v1.NodeReport
-	11, // 11: headroom.telemetry.v1.TelemetryService.Stream:output_type -> headroom.telemetry.v1.StreamAck
-	11, // [11:12] is the sub-list for method output_type
-	10, // [10:11] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	6,  // 1: headroom.telemetry.v1.NodeReport.pods:type_name -> headroom.telemetry.v1.Pod
+	10, // 2: headroom.telemetry.v1.NodeReport.mesh:type_name -> headroom.telemetry.v1.MeshOverhead
+	3,  // 3: headroom.telemetry.v1.GPU.health:type_name -> headroom.telemetry.v1.GPUHealth
+	5,  // 4: headroom.telemetry.v1.GPU.processes:type_name -> headroom.telemetry.v1.Process
+	2,  // 5: headroom.telemetry.v1.GPU.mig:type_name -> headroom.telemetry.v1.MIGSlice
+	4,  // 6: headroom.telemetry.v1.GPUHealth.xid_errors:type_name -> headroom.telemetry.v1.XidCount
+	7,  // 7: headroom.telemetry.v1.Pod.model_server:type_name -> headroom.telemetry.v1.ModelServer
+	9,  // 8: headroom.telemetry.v1.ModelServer.lora:type_name -> headroom.telemetry.v1.LoRA
+	8,  // 9: headroom.telemetry.v1.ModelServer.latency:type_name -> headroom.telemetry.v1.LatencyTotals
+	11, // 10: headroom.telemetry.v1.MeshOverhead.pods:type_name -> headroom.telemetry.v1.PodMesh
+	0,  // 11: headroom.telemetry.v1.TelemetryService.Stream:input_type -> headroom.telemetry.v1.NodeReport
+	12, // 12: headroom.telemetry.v1.TelemetryService.Stream:output_type -> headroom.telemetry.v1.StreamAck
+	12, // [12:13] is the sub-list for method output_type
+	11, // [11:12] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_telemetry_proto_init() }
@@ -1317,14 +1453,16 @@ func file_telemetry_proto_init() {
 		return
 	}
 	file_telemetry_proto_msgTypes[1].OneofWrappers = []any{}
+	file_telemetry_proto_msgTypes[2].OneofWrappers = []any{}
 	file_telemetry_proto_msgTypes[6].OneofWrappers = []any{}
+	file_telemetry_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_telemetry_proto_rawDesc), len(file_telemetry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

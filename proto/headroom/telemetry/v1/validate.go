@@ -106,6 +106,19 @@ func validateGPU(g *GPU) error {
 		return fmt.Errorf("more than %d processes", MaxProcessesPerGPU)
 	case len(g.GetHealth().GetXidErrors()) > MaxXidCodesPerGPU:
 		return fmt.Errorf("more than %d Xid entries", MaxXidCodesPerGPU)
+	case len(g.GetMig()) > MaxMIGPerGPU:
+		return fmt.Errorf("more than %d MIG slices", MaxMIGPerGPU)
+	}
+	for _, m := range g.GetMig() {
+		if m.GetUuid() == "" || len(m.GetUuid()) > MaxNameBytes {
+			return fmt.Errorf("MIG uuid must be 1–%d bytes", MaxNameBytes)
+		}
+		if m.GetMemoryUsedBytes() > m.GetMemoryTotalBytes() {
+			return fmt.Errorf("MIG slice %s uses more memory than it has", cut(m.GetUuid()))
+		}
+		if err := ratio(m.SmActive); err != nil {
+			return fmt.Errorf("MIG slice %s sm_active: %w", cut(m.GetUuid()), err)
+		}
 	}
 	return nil
 }
@@ -149,8 +162,11 @@ func validatePod(p *Pod, reportSample uint64) (string, error) {
 	if p.GetPort() > math.MaxUint16 {
 		return "port", fmt.Errorf("port %d out of range", p.GetPort())
 	}
-	if len(p.GetGpuUuids()) > MaxGPUsPerPod {
-		return "gpus", fmt.Errorf("more than %d GPUs", MaxGPUsPerPod)
+	if len(p.GetGpuUuids()) > MaxGPUsPerPod || len(p.GetMigUuids()) > MaxGPUsPerPod {
+		return "gpus", fmt.Errorf("more than %d GPUs or MIG slices", MaxGPUsPerPod)
+	}
+	if e := p.EnergyPerOutputTokenJoules; e != nil && (!finite(*e) || *e < 0) {
+		return "energy", fmt.Errorf("energy per output token must be finite and non-negative, got %v", *e)
 	}
 	if ms := p.GetModelServer(); ms != nil {
 		return validateModelServer(ms, reportSample)

@@ -40,6 +40,9 @@ func TestValidateQuarantinesPods(t *testing.T) {
 			p.ModelServer.RunningRequests = math.Inf(1)
 		}, "requests"},
 		{"NaN queue", func(p *Pod, _ *NodeReport) { p.ModelServer.WaitingRequests = math.NaN() }, "requests"},
+		{"energy per token negative", func(p *Pod, _ *NodeReport) { v := -1.0; p.EnergyPerOutputTokenJoules = &v }, "energy"},
+		{"energy per token NaN", func(p *Pod, _ *NodeReport) { v := math.NaN(); p.EnergyPerOutputTokenJoules = &v }, "energy"},
+		{"energy per token sound", func(p *Pod, _ *NodeReport) { v := 2.5; p.EnergyPerOutputTokenJoules = &v }, ""},
 		{"KV above 1", func(p *Pod, _ *NodeReport) { v := 1.5; p.ModelServer.KvCacheUsage = &v }, "kv_cache"},
 		{"KV negative", func(p *Pod, _ *NodeReport) { v := -0.1; p.ModelServer.KvCacheUsage = &v }, "kv_cache"},
 		{"KV rounding slack", func(p *Pod, _ *NodeReport) { v := 1.0005; p.ModelServer.KvCacheUsage = &v }, ""},
@@ -132,6 +135,15 @@ func TestValidateRefusesReports(t *testing.T) {
 		}},
 		{"too many processes", func(r *NodeReport) {
 			r.Gpus[0].Processes = make([]*Process, MaxProcessesPerGPU+1)
+		}},
+		{"too many MIG slices", func(r *NodeReport) { r.Gpus[0].Mig = make([]*MIGSlice, MaxMIGPerGPU+1) }},
+		{"MIG slice without UUID", func(r *NodeReport) { r.Gpus[0].Mig = []*MIGSlice{{MemoryTotalBytes: 1}} }},
+		{"MIG slice using more than it has", func(r *NodeReport) {
+			r.Gpus[0].Mig = []*MIGSlice{{Uuid: "MIG-a", MemoryTotalBytes: 1, MemoryUsedBytes: 2}}
+		}},
+		{"MIG slice SM activity above 1", func(r *NodeReport) {
+			v := 1.5
+			r.Gpus[0].Mig = []*MIGSlice{{Uuid: "MIG-a", SmActive: &v}}
 		}},
 		{"too many pods", func(r *NodeReport) { r.Pods = make([]*Pod, MaxPods+1) }},
 		{"too many mesh pods", func(r *NodeReport) {
