@@ -50,6 +50,9 @@ func TestValidateQuarantinesPods(t *testing.T) {
 		{"latency infinite", func(p *telemetryv1.Pod, _ *telemetryv1.NodeReport) {
 			p.ModelServer.Latency = &telemetryv1.LatencyTotals{TpotSecondsSum: math.Inf(1)}
 		}, "latency"},
+		{"stage total negative", func(p *telemetryv1.Pod, _ *telemetryv1.NodeReport) {
+			p.ModelServer.Latency = &telemetryv1.LatencyTotals{TtftCount: 3, PrefillCount: -1}
+		}, "latency"},
 		{"LoRA list at the cap", func(p *telemetryv1.Pod, _ *telemetryv1.NodeReport) {
 			p.ModelServer.Lora = &telemetryv1.LoRA{Running: names(telemetryv1.MaxLoRAAdapters, "a"), Waiting: names(telemetryv1.MaxLoRAAdapters, "b")}
 		}, ""},
