@@ -223,7 +223,7 @@ func (p *Picker) decide(r *Request, v *store.View, n int, d *Decision, explain b
 	if len(idx) == 0 {
 		return ErrNoEndpoint
 	}
-	s.grow(len(idx), max(len(p.scorers), 1))
+	s.grow(len(idx), max(len(p.scorers), len(p.fallback), 1))
 	cand := s.candidates(vs, idx)
 	if s.countStale(cand) == len(cand) {
 		// No candidate has fresh telemetry: rank by in-flight alone.

@@ -146,7 +146,7 @@ func TestWaitSpreadsBurst(t *testing.T) {
 func TestWaitStaleReportDrains(t *testing.T) {
 	t.Parallel()
 	clk := &fakeClock{t: t0.Add(50 * time.Millisecond)}
-	p := waitPicker(t, clk, map[string]float64{ScorerWait: 1, ScorerInFlight: 1})
+	p := waitPicker(t, clk, map[string]float64{ScorerWait: 1}) // the fallback has more scorers than the mix
 	v, _ := hetPool(t, p, [][2]float64{{8, 4}, {8, 4}, {8, 4}, {4, 4}})
 	for _, e := range v.Endpoints {
 		e.Stale = true
