@@ -86,7 +86,8 @@ func (s *WaitScorer) models(eps []*store.Endpoint, entries []*rate, out []waitMo
 		ms := ep.ModelServer()
 		m := waitModel{
 			load:   nonNegative(ms.GetWaitingRequests()) + nonNegative(ms.GetRunningRequests()),
-			sample: endpointSample(ep), stale: ep.Stale,
+			// A failed scrape's values are as old as a stale report's.
+			sample: endpointSample(ep), stale: ep.Stale || ms.GetStale(),
 		}
 		m.slots = load(&e.slots)
 		if !e.full.Load() {

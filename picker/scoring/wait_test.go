@@ -161,6 +161,14 @@ func TestWaitStaleReportDrains(t *testing.T) {
 	if w := est()[0]; w < 850*time.Millisecond || w > 1100*time.Millisecond {
 		t.Fatalf("fast pod's wait %v after 1.5 s, want about 1 s", w)
 	}
+	// A fresh report whose scrape failed: its values are as old as their
+	// sample, and drain the same.
+	v.Endpoints[0].Stale = false
+	v.Endpoints[0].Pod.ModelServer.Stale = true
+	if w := est()[0]; w < 850*time.Millisecond || w > 1100*time.Millisecond {
+		t.Fatalf("fast pod's wait %v after 1.5 s with its scrape failing, want about 1 s", w)
+	}
+	v.Endpoints[0].Stale, v.Endpoints[0].Pod.ModelServer.Stale = true, false
 	d, err := p.Decide(&Request{Model: "m"}, v, 1)
 	if err != nil {
 		t.Fatal(err)
