@@ -85,7 +85,7 @@ func (s *WaitScorer) models(eps []*store.Endpoint, entries []*rate, out []waitMo
 		e := entries[i]
 		ms := ep.ModelServer()
 		m := waitModel{
-			load:   nonNegative(ms.GetWaitingRequests()) + nonNegative(ms.GetRunningRequests()),
+			load: nonNegative(ms.GetWaitingRequests()) + nonNegative(ms.GetRunningRequests()),
 			// A failed scrape's values are as old as a stale report's.
 			sample: endpointSample(ep), stale: ep.Stale || ms.GetStale(),
 		}
