@@ -120,7 +120,7 @@ func DefaultConfig() Config {
 	return Config{
 		Filters: []string{FilterHealth},
 		Scorers: map[string]float64{
-			ScorerWait: 0, ScorerQueue: 2, ScorerKVCache: 2, ScorerInFlight: 2,
+			ScorerWait: 2, ScorerQueue: 2, ScorerKVCache: 2, ScorerInFlight: 2,
 			ScorerPrefixCache: 1, ScorerLoRA: 1, ScorerSpeed: 1, ScorerThrottle: 1,
 			ScorerVRAM: 0.5, ScorerSMActivity: 0.5,
 		},
