@@ -54,6 +54,15 @@ type ModelServerStats struct {
 type LatencyTotals struct {
 	TTFTSum, TTFTCount float64
 	TPOTSum, TPOTCount float64
+	// The stages of a request, where the server exports them (vLLM):
+	// time queued, time from scheduling to the first token (prefill),
+	// time from scheduling to the end (prefill + decode: the time a
+	// request holds a batch slot), and the prompt's tokens. Zero when
+	// absent.
+	QueueSum, QueueCount               float64
+	PrefillSum, PrefillCount           float64
+	InferenceSum, InferenceCount       float64
+	PromptTokensSum, PromptTokensCount float64
 }
 
 // LoRAState lists the LoRA adapters a server has loaded.

@@ -44,7 +44,8 @@ func soundRatio(v float64) (float64, bool) {
 }
 
 func soundLatency(l *snapshot.LatencyTotals) bool {
-	for _, v := range []float64{l.TTFTSum, l.TTFTCount, l.TPOTSum, l.TPOTCount} {
+	for _, v := range []float64{l.TTFTSum, l.TTFTCount, l.TPOTSum, l.TPOTCount, l.QueueSum, l.QueueCount,
+		l.PrefillSum, l.PrefillCount, l.InferenceSum, l.InferenceCount, l.PromptTokensSum, l.PromptTokensCount} {
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			return false
 		}

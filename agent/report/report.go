@@ -207,7 +207,9 @@ func modelServer(ms *snapshot.ModelServer) *telemetryv1.ModelServer {
 		}
 	}
 	if l := ms.Stats.Latency; l != nil && soundLatency(l) {
-		out.Latency = &telemetryv1.LatencyTotals{TtftSecondsSum: l.TTFTSum, TtftCount: l.TTFTCount, TpotSecondsSum: l.TPOTSum, TpotCount: l.TPOTCount}
+		out.Latency = &telemetryv1.LatencyTotals{TtftSecondsSum: l.TTFTSum, TtftCount: l.TTFTCount, TpotSecondsSum: l.TPOTSum, TpotCount: l.TPOTCount,
+			QueueSecondsSum: l.QueueSum, QueueCount: l.QueueCount, PrefillSecondsSum: l.PrefillSum, PrefillCount: l.PrefillCount,
+			InferenceSecondsSum: l.InferenceSum, InferenceCount: l.InferenceCount, PromptTokensSum: l.PromptTokensSum, PromptTokensCount: l.PromptTokensCount}
 	}
 	if l := ms.Stats.LoRA; l != nil {
 		out.Lora = &telemetryv1.LoRA{Running: adapterNames(l.Running), Waiting: adapterNames(l.Waiting), MaxAdapters: uint32(max(l.MaxAdapters, 0))}

@@ -49,8 +49,9 @@ func TestBuild(t *testing.T) {
 	s := node(2, 3, t0)
 	newer := &snapshot.ModelServer{Engine: "vllm", SampleTime: t0.Add(50 * time.Millisecond),
 		StaleSince: t0, Stats: snapshot.ModelServerStats{Waiting: 7, Running: 3, KVCacheUsage: 0.4, HasKVCacheUsage: true,
-			LoRA:    &snapshot.LoRAState{Running: []string{"sql"}, MaxAdapters: 4},
-			Latency: &snapshot.LatencyTotals{TTFTSum: 12.5, TTFTCount: 10, TPOTSum: 3, TPOTCount: 300}}}
+			LoRA: &snapshot.LoRAState{Running: []string{"sql"}, MaxAdapters: 4},
+			Latency: &snapshot.LatencyTotals{TTFTSum: 12.5, TTFTCount: 10, TPOTSum: 3, TPOTCount: 300,
+				QueueSum: 1, QueueCount: 2, PrefillSum: 3, PrefillCount: 4, InferenceSum: 5, InferenceCount: 6, PromptTokensSum: 7, PromptTokensCount: 8}}}
 	overlay := func(p *snapshot.Pod) *snapshot.ModelServer {
 		if p.Name == "vllm-1" {
 			return newer
@@ -84,7 +85,9 @@ func TestBuild(t *testing.T) {
 	if ms1.GetWaitingRequests() != 7 || ms1.GetKvCacheUsage() != 0.4 || !ms1.GetStale() || ms1.GetLora().GetMaxAdapters() != 4 {
 		t.Fatalf("overlaid reading %v", ms1)
 	}
-	if l := ms1.GetLatency(); l.GetTtftSecondsSum() != 12.5 || l.GetTtftCount() != 10 || l.GetTpotSecondsSum() != 3 || l.GetTpotCount() != 300 {
+	if l := ms1.GetLatency(); l.GetTtftSecondsSum() != 12.5 || l.GetTtftCount() != 10 || l.GetTpotSecondsSum() != 3 || l.GetTpotCount() != 300 ||
+		l.GetQueueSecondsSum() != 1 || l.GetQueueCount() != 2 || l.GetPrefillSecondsSum() != 3 || l.GetPrefillCount() != 4 ||
+		l.GetInferenceSecondsSum() != 5 || l.GetInferenceCount() != 6 || l.GetPromptTokensSum() != 7 || l.GetPromptTokensCount() != 8 {
 		t.Fatalf("latency totals %v", l)
 	}
 	if m := r.GetMesh(); m.GetSidecarMemoryBytes() != 2*60<<20 || m.GetMeshVramBytes() != 0 {

@@ -75,13 +75,16 @@ const (
 	tritonReqs    = "nv_trt_llm_request_metrics"
 	tritonKV      = "nv_trt_llm_kv_cache_block_metrics"
 
-	// Latency histograms: only their _sum and _count lines are kept, which
-	// the parser then reads as untyped samples (their TYPE line is not).
-	vllmTTFT    = "vllm:time_to_first_token_seconds"
-	vllmITL     = "vllm:inter_token_latency_seconds"
-	vllmTPOTOld = "vllm:time_per_output_token_seconds"
-	sglangTTFT  = "sglang:time_to_first_token_seconds"
-	sglangITL   = "sglang:inter_token_latency_seconds"
+	// Histograms: only their _sum and _count samples are read.
+	vllmTTFT      = "vllm:time_to_first_token_seconds"
+	vllmITL       = "vllm:inter_token_latency_seconds"
+	vllmTPOTOld   = "vllm:time_per_output_token_seconds"
+	vllmQueue     = "vllm:request_queue_time_seconds"
+	vllmPrefill   = "vllm:request_prefill_time_seconds"
+	vllmInference = "vllm:request_inference_time_seconds"
+	vllmPrompt    = "vllm:request_prompt_tokens"
+	sglangTTFT    = "sglang:time_to_first_token_seconds"
+	sglangITL     = "sglang:inter_token_latency_seconds"
 
 	// Output tokens generated since the server started (counters). The
 	// TensorRT-LLM servers export no such counter (trtllm-serve's five
@@ -90,15 +93,30 @@ const (
 	sglangGenTokens = "sglang:generation_tokens_total"
 )
 
-// families are the metric families each engine's extraction reads; every
-// other line of a response is dropped before parsing.
-var families = map[Engine][]string{
-	VLLM: {vllmWaiting, vllmRunning, vllmKV, vllmKVOld, vllmLoRA,
-		vllmTTFT + "_sum", vllmTTFT + "_count", vllmITL + "_sum", vllmITL + "_count", vllmTPOTOld + "_sum", vllmTPOTOld + "_count", vllmGenTokens},
-	SGLang: {sglangWaiting, sglangRunning, sglangKV,
-		sglangTTFT + "_sum", sglangTTFT + "_count", sglangITL + "_sum", sglangITL + "_count", sglangGenTokens},
-	TRTLLM: {trtWaiting, trtRunning, trtKV},
-	Triton: {tritonReqs, tritonKV},
+// histogram lists the _sum and _count sample names of histograms.
+func histogram(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, n+"_sum", n+"_count")
+	}
+	return out
+}
+
+// familiesOf are the sample names each engine's extraction reads; every
+// other line of a response is skipped.
+func familiesOf(e Engine) []string {
+	switch e {
+	case VLLM:
+		return append([]string{vllmWaiting, vllmRunning, vllmKV, vllmKVOld, vllmLoRA, vllmGenTokens},
+			histogram(vllmTTFT, vllmITL, vllmTPOTOld, vllmQueue, vllmPrefill, vllmInference, vllmPrompt)...)
+	case SGLang:
+		return append([]string{sglangWaiting, sglangRunning, sglangKV, sglangGenTokens}, histogram(sglangTTFT, sglangITL)...)
+	case TRTLLM:
+		return []string{trtWaiting, trtRunning, trtKV}
+	case Triton:
+		return []string{tritonReqs, tritonKV}
+	}
+	return nil
 }
 
 // ErrNoMetrics means a response held none of the engine's queue metrics:
@@ -109,47 +127,71 @@ var ErrNoMetrics = errors.New("no known metrics in response")
 // scrapes and must not be used concurrently (a target has at most one
 // scrape in flight).
 type parser struct {
-	text     expfmt.TextParser
-	filtered []byte
-	// series counts the sample lines of each wanted family (text).
-	series []int
+	// want caches familiesOf per engine.
+	want map[Engine][]string
+	// samples[i] are the samples of want[i] of the last parse; seen its
+	// HELP and TYPE lines (scan).
+	samples [][]sample
+	seen    []uint8
 	// dropped counts the values the last parse left out.
 	dropped dropCounts
 }
 
-func newParser() *parser {
-	return &parser{text: expfmt.NewTextParser(model.UTF8Validation)}
+func newParser() *parser { return &parser{want: map[Engine][]string{}} }
+
+// Parse extracts an engine's stats from one metrics response body, as the
+// agent's scrapes do (contentType selects protobuf or text). It is for
+// readers outside the agent, such as the picker reading a server whose
+// node agent is gone; each call allocates its own parser.
+func Parse(e Engine, body []byte, contentType string) (snapshot.ModelServerStats, error) {
+	return newParser().parse(e, body, contentType)
 }
 
 // parse extracts an engine's stats from a response body. contentType
 // selects the decoder: delimited protobuf when the server sent it,
-// otherwise the text parser (Prometheus text and OpenMetrics 1.0, whose
-// gauge lines are the same).
+// otherwise the line scanner (Prometheus text and OpenMetrics 1.0, whose
+// sample lines are the same).
 func (p *parser) parse(e Engine, body []byte, contentType string) (snapshot.ModelServerStats, error) {
-	want, ok := families[e]
-	if !ok {
-		return snapshot.ModelServerStats{}, fmt.Errorf("unknown engine %q", e)
+	want := p.want[e]
+	if want == nil {
+		if want = familiesOf(e); want == nil {
+			return snapshot.ModelServerStats{}, fmt.Errorf("unknown engine %q", e)
+		}
+		p.want[e] = want
 	}
 	p.dropped = dropCounts{}
-	var fams map[string]*dto.MetricFamily
 	var err error
 	if isProto(contentType) {
-		fams, err = decodeProto(body, want, &p.dropped)
+		err = p.decodeProto(body, want)
 	} else {
-		p.series = append(p.series[:0], make([]int, len(want))...)
-		p.filtered = filterLines(p.filtered[:0], body, want, p.series)
-		fams, err = p.text.TextToMetricFamilies(bytes.NewReader(p.filtered))
-		for i, n := range p.series {
-			if n > MaxSeriesPerFamily && fams[want[i]] != nil {
-				delete(fams, want[i])
-				p.dropped.add(dropTooManySeries)
-			}
-		}
+		err = p.scan(body, want)
 	}
 	if err != nil {
 		return snapshot.ModelServerStats{}, fmt.Errorf("parse %s metrics: %w", e, err)
 	}
-	return extract(e, fams, &p.dropped)
+	for i, ss := range p.samples {
+		if len(ss) > MaxSeriesPerFamily {
+			p.samples[i] = ss[:0]
+			p.dropped.add(dropTooManySeries)
+		}
+	}
+	return extract(e, fams{want, p.samples}, &p.dropped)
+}
+
+// fams gives the extraction the samples of each wanted name.
+type fams struct {
+	want    []string
+	samples [][]sample
+}
+
+// get returns name's samples (nil when none).
+func (f fams) get(name string) []sample {
+	for i, w := range f.want {
+		if w == name {
+			return f.samples[i]
+		}
+	}
+	return nil
 }
 
 // isProto reports a delimited protobuf response (checked by prefix first:
@@ -159,38 +201,78 @@ func isProto(contentType string) bool {
 		expfmt.Format(contentType).FormatType() == expfmt.TypeProtoDelim
 }
 
-// decodeProto reads delimited protobuf families, keeping the wanted ones
-// with at most MaxSeriesPerFamily series. A message may not claim to be
-// longer than the body: a six-byte response declaring a 26 GB message
-// would otherwise make the decoder allocate that much (expfmt's decoder
-// sets no limit), and a model server could kill the node's agent.
-func decodeProto(body []byte, want []string, d *dropCounts) (map[string]*dto.MetricFamily, error) {
+// decodeProto reads delimited protobuf families into p.samples: a gauge,
+// counter or untyped family under its name, a histogram as its _sum and
+// _count. A message may not claim to be longer than the body: a six-byte
+// response declaring a 26 GB message would otherwise make the decoder
+// allocate that much (expfmt's decoder sets no limit), and a model server
+// could kill the node's agent.
+func (p *parser) decodeProto(body []byte, want []string) error {
+	p.resetSamples(len(want))
 	r := bytes.NewReader(body)
 	opts := protodelim.UnmarshalOptions{MaxSize: int64(len(body))}
-	out := map[string]*dto.MetricFamily{}
 	for {
 		mf := &dto.MetricFamily{}
 		err := opts.UnmarshalFrom(r, mf)
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		// A histogram arrives whole in protobuf: it is wanted when its
-		// _sum is (the text path keeps only _sum and _count lines).
-		if !slices.Contains(want, mf.GetName()) && !slices.Contains(want, mf.GetName()+"_sum") {
-			continue
+		if err := p.addFamily(mf, want); err != nil {
+			return err
 		}
-		if len(mf.GetMetric()) > MaxSeriesPerFamily {
-			d.add(dropTooManySeries)
-			continue
-		}
-		if err := validLabels(mf); err != nil {
-			return nil, err
-		}
-		out[mf.GetName()] = mf
 	}
+}
+
+// addFamily adds a decoded family's samples when want names it.
+func (p *parser) addFamily(mf *dto.MetricFamily, want []string) error {
+	name := mf.GetName()
+	iv, is, ic := slices.Index(want, name), slices.Index(want, name+"_sum"), slices.Index(want, name+"_count")
+	if iv < 0 && is < 0 && ic < 0 {
+		return nil
+	}
+	if len(mf.GetMetric()) > MaxSeriesPerFamily {
+		p.dropped.add(dropTooManySeries)
+		return nil
+	}
+	if err := validLabels(mf); err != nil {
+		return err
+	}
+	for _, m := range mf.GetMetric() {
+		lb := renderLabels(m)
+		if h := m.GetHistogram(); h != nil {
+			if is >= 0 {
+				p.samples[is] = append(p.samples[is], sample{lb, h.GetSampleSum()})
+			}
+			if ic >= 0 {
+				p.samples[ic] = append(p.samples[ic], sample{lb, float64(h.GetSampleCount())})
+			}
+		} else if iv >= 0 {
+			p.samples[iv] = append(p.samples[iv], sample{lb, value(m)})
+		}
+	}
+	return nil
+}
+
+// renderLabels writes a protobuf sample's labels as the text format's
+// pairs, for label to read.
+func renderLabels(m *dto.Metric) []byte {
+	var b []byte
+	for i, l := range m.GetLabel() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if model.LegacyValidation.IsValidLabelName(l.GetName()) {
+			b = append(b, l.GetName()...)
+		} else {
+			b = appendQuoted(b, l.GetName())
+		}
+		b = append(b, '=')
+		b = appendQuoted(b, l.GetValue())
+	}
+	return b
 }
 
 // validLabels refuses label names and values the text format could not
@@ -209,62 +291,6 @@ func validLabels(mf *dto.MetricFamily) error {
 	return nil
 }
 
-// filterLines appends to dst the lines of body that belong to the wanted
-// families: their samples and their HELP and TYPE comments. A model
-// server's exposition is mostly histograms the source never reads, so
-// the parser only sees the few lines that matter. Names are compared
-// without allocating. When series is not nil (one counter per wanted
-// name), it counts each family's sample lines and stops copying a
-// family's samples past MaxSeriesPerFamily + 1: the caller leaves such a
-// family out, and its lines cost the parser nothing more.
-func filterLines(dst, body []byte, want []string, series []int) []byte {
-	for len(body) > 0 {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i+1], body[i+1:]
-		} else {
-			body = nil
-		}
-		i := wanted(lineName(line), want)
-		if i < 0 {
-			continue
-		}
-		if series != nil && !isComment(line) {
-			if series[i]++; series[i] > MaxSeriesPerFamily+1 {
-				continue
-			}
-		}
-		dst = append(dst, line...)
-		if line[len(line)-1] != '\n' {
-			dst = append(dst, '\n')
-		}
-	}
-	return dst
-}
-
-func isComment(line []byte) bool {
-	line = bytes.TrimLeft(line, " \t")
-	return len(line) > 0 && line[0] == '#'
-}
-
-// lineName returns the metric name a line is about: the sample's name, or
-// the name of a HELP or TYPE comment; nil for other lines.
-func lineName(line []byte) []byte {
-	line = bytes.TrimLeft(line, " \t")
-	if len(line) > 0 && line[0] == '#' {
-		line = bytes.TrimLeft(line[1:], " \t")
-		if !bytes.HasPrefix(line, []byte("HELP")) && !bytes.HasPrefix(line, []byte("TYPE")) {
-			return nil
-		}
-		line = bytes.TrimLeft(line[4:], " \t")
-	}
-	end := bytes.IndexAny(line, "{ \t\r\n")
-	if end < 0 {
-		end = len(line)
-	}
-	return line[:end]
-}
-
 // wanted returns the index of name in want, or -1.
 func wanted(name []byte, want []string) int {
 	if len(name) == 0 {
@@ -278,30 +304,33 @@ func wanted(name []byte, want []string) int {
 	return -1
 }
 
-// extract turns an engine's families into stats. Counts are summed over
+// extract turns an engine's samples into stats. Counts are summed over
 // the series (several models or data-parallel engines on one server); KV
 // usage is the fullest series. Impossible values are left out and counted
 // in d.
-func extract(e Engine, fams map[string]*dto.MetricFamily, d *dropCounts) (snapshot.ModelServerStats, error) {
+func extract(e Engine, f fams, d *dropCounts) (snapshot.ModelServerStats, error) {
 	var st snapshot.ModelServerStats
 	var found bool
 	switch e {
 	case VLLM:
-		found = fill(&st, fams[vllmWaiting], fams[vllmRunning], fams[vllmKV], d)
+		found = fill(&st, f.get(vllmWaiting), f.get(vllmRunning), f.get(vllmKV), d)
 		if !st.HasKVCacheUsage {
-			st.KVCacheUsage, st.HasKVCacheUsage = fullest(fams[vllmKVOld], nil, d)
+			st.KVCacheUsage, st.HasKVCacheUsage = fullest(f.get(vllmKVOld), nil, d)
 		}
-		st.LoRA = loraState(fams[vllmLoRA], d)
-		st.Latency = latency(fams, d, vllmTTFT, vllmITL, vllmTPOTOld)
-		st.GenerationTokens, st.HasGenerationTokens = sumAll(fams[vllmGenTokens], d)
+		st.LoRA = loraState(f.get(vllmLoRA), d)
+		st.Latency = latency(f, d, vllmTTFT, vllmITL, vllmTPOTOld)
+		if st.Latency != nil {
+			stages(st.Latency, f, d)
+		}
+		st.GenerationTokens, st.HasGenerationTokens = sumAll(f.get(vllmGenTokens), d)
 	case SGLang:
-		found = fill(&st, fams[sglangWaiting], fams[sglangRunning], fams[sglangKV], d)
-		st.Latency = latency(fams, d, sglangTTFT, sglangITL, "")
-		st.GenerationTokens, st.HasGenerationTokens = sumAll(fams[sglangGenTokens], d)
+		found = fill(&st, f.get(sglangWaiting), f.get(sglangRunning), f.get(sglangKV), d)
+		st.Latency = latency(f, d, sglangTTFT, sglangITL, "")
+		st.GenerationTokens, st.HasGenerationTokens = sumAll(f.get(sglangGenTokens), d)
 	case TRTLLM:
-		found = fill(&st, fams[trtWaiting], fams[trtRunning], fams[trtKV], d)
+		found = fill(&st, f.get(trtWaiting), f.get(trtRunning), f.get(trtKV), d)
 	case Triton:
-		found = fillTriton(&st, fams, d)
+		found = fillTriton(&st, f, d)
 	}
 	if !found {
 		return st, fmt.Errorf("%s: %w", e, ErrNoMetrics)
@@ -310,7 +339,7 @@ func extract(e Engine, fams map[string]*dto.MetricFamily, d *dropCounts) (snapsh
 }
 
 // fill reads the common waiting/running/KV shape.
-func fill(st *snapshot.ModelServerStats, waiting, running, kv *dto.MetricFamily, d *dropCounts) bool {
+func fill(st *snapshot.ModelServerStats, waiting, running, kv []sample, d *dropCounts) bool {
 	var w, r bool
 	st.Waiting, w = sum(waiting, nil, d)
 	st.Running, r = sum(running, nil, d)
@@ -321,29 +350,20 @@ func fill(st *snapshot.ModelServerStats, waiting, running, kv *dto.MetricFamily,
 // fillTriton reads the TensorRT-LLM backend's labelled gauges. Running
 // requests are request_type="scheduled" (as the Inference Extension's
 // model-server protocol maps them), or "active" from backends without it.
-func fillTriton(st *snapshot.ModelServerStats, fams map[string]*dto.MetricFamily, d *dropCounts) bool {
-	reqs := fams[tritonReqs]
+func fillTriton(st *snapshot.ModelServerStats, f fams, d *dropCounts) bool {
+	reqs := f.get(tritonReqs)
 	var w, r bool
 	st.Waiting, w = sum(reqs, labelIs("request_type", "waiting"), d)
 	st.Running, r = sum(reqs, labelIs("request_type", "scheduled"), d)
 	if !r {
 		st.Running, r = sum(reqs, labelIs("request_type", "active"), d)
 	}
-	st.KVCacheUsage, st.HasKVCacheUsage = fullest(fams[tritonKV], labelIs("kv_cache_block_type", "fraction"), d)
+	st.KVCacheUsage, st.HasKVCacheUsage = fullest(f.get(tritonKV), labelIs("kv_cache_block_type", "fraction"), d)
 	return w || r
 }
 
-func labelIs(name, value string) func(*dto.Metric) bool {
-	return func(m *dto.Metric) bool { return label(m, name) == value }
-}
-
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
+func labelIs(name, value string) func(sample) bool {
+	return func(s sample) bool { v, _ := label(s.labels, name); return v == value }
 }
 
 // value reads a gauge, untyped or counter sample; NaN for other types.
@@ -362,21 +382,22 @@ func value(m *dto.Metric) float64 {
 // loraState reads vLLM's adapter info. vLLM keeps one series per label
 // combination it has ever had and sets the current one to the time, so
 // the newest value is the present state. nil when LoRA is off.
-func loraState(f *dto.MetricFamily, d *dropCounts) *snapshot.LoRAState {
-	var newest *dto.Metric
-	for _, m := range f.GetMetric() {
-		if v := value(m); !math.IsNaN(v) && (newest == nil || v > value(newest)) {
-			newest = m
+func loraState(ss []sample, d *dropCounts) *snapshot.LoRAState {
+	newest := -1
+	for i, s := range ss {
+		if !math.IsNaN(s.value) && (newest < 0 || s.value > ss[newest].value) {
+			newest = i
 		}
 	}
-	if newest == nil {
+	if newest < 0 {
 		return nil
 	}
+	get := func(name string) string { v, _ := label(ss[newest].labels, name); return v }
 	st := &snapshot.LoRAState{
-		Running: capNames(splitNames(label(newest, "running_lora_adapters")), d),
-		Waiting: capNames(splitNames(label(newest, "waiting_lora_adapters")), d),
+		Running: capNames(splitNames(get("running_lora_adapters")), d),
+		Waiting: capNames(splitNames(get("waiting_lora_adapters")), d),
 	}
-	st.MaxAdapters, _ = strconv.Atoi(strings.TrimSpace(label(newest, "max_lora")))
+	st.MaxAdapters, _ = strconv.Atoi(strings.TrimSpace(get("max_lora")))
 	if st.MaxAdapters == 0 && len(st.Running) == 0 && len(st.Waiting) == 0 {
 		return nil // LoRA off: vLLM still reports max_lora="0"
 	}
@@ -397,10 +418,10 @@ func splitNames(s string) []string {
 // latency reads the _sum and _count of a time-to-first-token histogram and
 // of a per-output-token one (the first of tpot names that is there),
 // summed over series; nil when neither is exported soundly.
-func latency(fams map[string]*dto.MetricFamily, d *dropCounts, ttft string, tpot ...string) *snapshot.LatencyTotals {
+func latency(f fams, d *dropCounts, ttft string, tpot ...string) *snapshot.LatencyTotals {
 	var l snapshot.LatencyTotals
 	var okT, okP bool
-	l.TTFTSum, l.TTFTCount, okT = histTotals(fams, ttft, d)
+	l.TTFTSum, l.TTFTCount, okT = histTotals(f, ttft, d)
 	if !okT {
 		l.TTFTSum, l.TTFTCount = 0, 0
 	}
@@ -408,7 +429,7 @@ func latency(fams map[string]*dto.MetricFamily, d *dropCounts, ttft string, tpot
 		if name == "" {
 			continue
 		}
-		if l.TPOTSum, l.TPOTCount, okP = histTotals(fams, name, d); okP {
+		if l.TPOTSum, l.TPOTCount, okP = histTotals(f, name, d); okP {
 			break
 		}
 		l.TPOTSum, l.TPOTCount = 0, 0
@@ -419,32 +440,33 @@ func latency(fams map[string]*dto.MetricFamily, d *dropCounts, ttft string, tpot
 	return &l
 }
 
-// histTotals sums a histogram's sum and count over its series: from the
-// family itself (protobuf), or from its _sum and _count samples (text).
-// ok is false when the histogram is missing or any of its totals is
-// negative or not finite: the totals then mean nothing.
-func histTotals(fams map[string]*dto.MetricFamily, name string, d *dropCounts) (total, count float64, ok bool) {
-	if f := fams[name]; f != nil {
-		sound := true
-		for _, m := range f.GetMetric() {
-			if h := m.GetHistogram(); h != nil {
-				sound = d.count(h.GetSampleSum()) && sound
-				total += h.GetSampleSum()
-				count += float64(h.GetSampleCount())
-				ok = true
-			}
-		}
-		if ok {
-			if sound && math.IsInf(total, 0) {
-				d.add(dropNotFinite)
-				sound = false
-			}
-			return total, count, sound
+// stages adds vLLM's per-stage request histograms: queue, prefill and
+// inference (prefill + decode) time, and prompt tokens. One that is
+// missing or unsound stays zero on its own.
+func stages(l *snapshot.LatencyTotals, f fams, d *dropCounts) {
+	for _, h := range []struct {
+		name       string
+		sum, count *float64
+	}{
+		{vllmQueue, &l.QueueSum, &l.QueueCount},
+		{vllmPrefill, &l.PrefillSum, &l.PrefillCount},
+		{vllmInference, &l.InferenceSum, &l.InferenceCount},
+		{vllmPrompt, &l.PromptTokensSum, &l.PromptTokensCount},
+	} {
+		if s, n, ok := histTotals(f, h.name, d); ok {
+			*h.sum, *h.count = s, n
 		}
 	}
-	total, okS := sumAll(fams[name+"_sum"], d)
-	count, okC := sumAll(fams[name+"_count"], d)
-	if fams[name+"_count"] == nil {
+}
+
+// histTotals sums a histogram's _sum and _count samples over its series.
+// ok is false when the histogram is missing or any of its totals is
+// negative or not finite: the totals then mean nothing.
+func histTotals(f fams, name string, d *dropCounts) (total, count float64, ok bool) {
+	sums, counts := f.get(name+"_sum"), f.get(name+"_count")
+	total, okS := sumAll(sums, d)
+	count, okC := sumAll(counts, d)
+	if len(counts) == 0 {
 		okC = true // a _sum without its _count: kept as before, count 0
 	}
 	return total, count, okS && okC

@@ -33,11 +33,25 @@ var fixtureStats = []struct {
 	// from the newest series, which is not the last one listed.
 	{"vllm.prom", VLLM, snapshot.ModelServerStats{Waiting: 5, Running: 21, KVCacheUsage: 0.63, HasKVCacheUsage: true,
 		LoRA: &snapshot.LoRAState{Running: []string{"sql-lora", "chat-lora"}, Waiting: []string{"summarize"}, MaxAdapters: 4},
-		// Latency: both engines' _sum and _count, the newer inter-token name.
+		// Latency: both engines' _sum and _count, the newer inter-token
+		// name, and the request stages.
 		Latency: &snapshot.LatencyTotals{TTFTSum: add(9715.013887, 5785.808282), TTFTCount: 7052,
-			TPOTSum: add(5213.657083, 2735.676526), TPOTCount: 9730},
+			TPOTSum: add(5213.657083, 2735.676526), TPOTCount: 9730,
+			QueueSum: add(17847.741507, 11405.899152), QueueCount: 8719 + 8405,
+			PrefillSum: add(19689.892632, 1190.065040), PrefillCount: 8014 + 4737,
+			InferenceSum: add(19595.264685, 177.099816), InferenceCount: 8332 + 3030,
+			PromptTokensSum: add(1216.532202, 614.005935), PromptTokensCount: 5805 + 1986},
 		// Output tokens: both engines' counters summed.
 		GenerationTokens: 311444, HasGenerationTokens: true}},
+	// llm-d-inference-sim v0.10.2 under load (the routing benchmark's
+	// server): every stage histogram; of two LoRA series equally new,
+	// the first listed.
+	{"llmd-sim.prom", VLLM, snapshot.ModelServerStats{Waiting: 17, Running: 4, KVCacheUsage: 0.0107421875, HasKVCacheUsage: true,
+		LoRA: &snapshot.LoRAState{Running: []string{"chat", "sql"}, Waiting: []string{"chat", "sql"}, MaxAdapters: 2},
+		Latency: &snapshot.LatencyTotals{TTFTSum: 0.29700000000000004, TTFTCount: 11, TPOTSum: 2.629999999999988, TPOTCount: 263,
+			QueueSum: 1.1998219639999999, QueueCount: 4, PrefillSum: 0.48732568699999995, PrefillCount: 11,
+			InferenceSum: 3.8659013089999994, InferenceCount: 7, PromptTokensSum: 203, PromptTokensCount: 7},
+		GenerationTokens: 145, HasGenerationTokens: true}},
 	// Older vLLM: gpu_cache_usage_perc; LoRA off (max_lora 0).
 	// Its fixture has the TTFT histogram only.
 	{"vllm-v0.prom", VLLM, snapshot.ModelServerStats{Waiting: 1, Running: 7, KVCacheUsage: 0.275, HasKVCacheUsage: true,
@@ -48,6 +62,18 @@ var fixtureStats = []struct {
 	{"trtllm.prom", TRTLLM, snapshot.ModelServerStats{Waiting: 4, Running: 16, KVCacheUsage: 0.55, HasKVCacheUsage: true}},
 	// Two TensorRT-LLM models: waiting 6+1, scheduled 10+3, KV max.
 	{"triton.prom", Triton, snapshot.ModelServerStats{Waiting: 7, Running: 13, KVCacheUsage: 0.72, HasKVCacheUsage: true}},
+}
+
+// fixtureFor returns the stats of a fixture of fixtureStats.
+func fixtureFor(t *testing.T, file string) snapshot.ModelServerStats {
+	t.Helper()
+	for _, tc := range fixtureStats {
+		if tc.file == file {
+			return tc.want
+		}
+	}
+	t.Fatalf("no fixture %s", file)
+	return snapshot.ModelServerStats{}
 }
 
 // add sums in order from 0, as the parser does, so results compare exactly.
@@ -75,6 +101,7 @@ func TestParseFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			sameAsReference(t, tc.engine, body, got, err)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("stats = %+v (LoRA %+v, latency %+v), want %+v (LoRA %+v, latency %+v)", got, got.LoRA, got.Latency, tc.want, tc.want.LoRA, tc.want.Latency)
 			}
@@ -144,7 +171,7 @@ func TestParseProtobuf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fixtureStats[2].want; !reflect.DeepEqual(got, want) {
+	if want := fixtureFor(t, "sglang.prom"); !reflect.DeepEqual(got, want) {
 		t.Errorf("stats = %+v, want %+v", got, want)
 	}
 }

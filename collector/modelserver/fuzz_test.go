@@ -1,7 +1,9 @@
 package modelserver
 
 import (
+	"errors"
 	"math"
+	"reflect"
 	"testing"
 
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
@@ -28,12 +30,33 @@ func FuzzParse(f *testing.F) {
 		if protobuf {
 			ct = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 		}
-		st, err := p.parse(engines[int(engine)%len(engines)], body, ct)
+		e := engines[int(engine)%len(engines)]
+		st, err := p.parse(e, body, ct)
+		if !protobuf {
+			sameAsReference(t, e, body, st, err)
+		}
 		if err != nil {
 			return
 		}
 		checkStats(t, st)
 	})
+}
+
+// sameAsReference checks the line scanner against the text path it
+// replaced: whatever the Prometheus text parser read, the scanner reads
+// the same (it may refuse more: a page the reference could not parse
+// whole is not compared).
+func sameAsReference(t *testing.T, e Engine, body []byte, got snapshot.ModelServerStats, err error) {
+	t.Helper()
+	want, refErr := referenceParse(e, body)
+	switch {
+	case refErr != nil:
+		return
+	case err != nil && !errors.Is(err, ErrNoMetrics):
+		t.Fatalf("scanner refused what the text parser read: %v", err)
+	case !reflect.DeepEqual(got, want):
+		t.Fatalf("scanner read %+v (latency %+v), the text parser %+v (latency %+v)", got, got.Latency, want, want.Latency)
+	}
 }
 
 func checkStats(t *testing.T, st snapshot.ModelServerStats) {

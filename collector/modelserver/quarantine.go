@@ -3,8 +3,6 @@ package modelserver
 import (
 	"math"
 
-	dto "github.com/prometheus/client_model/go"
-
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
@@ -76,12 +74,12 @@ func (d *dropCounts) count(v float64) bool {
 
 // sum adds the sound samples of f that match keep (nil: all); ok is false
 // when there are none, or when the sum overflowed.
-func sum(f *dto.MetricFamily, keep func(*dto.Metric) bool, d *dropCounts) (total float64, ok bool) {
-	for _, m := range f.GetMetric() {
-		if keep != nil && !keep(m) {
+func sum(ss []sample, keep func(sample) bool, d *dropCounts) (total float64, ok bool) {
+	for _, s := range ss {
+		if keep != nil && !keep(s) {
 			continue
 		}
-		if v := value(m); d.count(v) {
+		if v := s.value; d.count(v) {
 			total += v
 			ok = true
 		}
@@ -96,20 +94,20 @@ func sum(f *dto.MetricFamily, keep func(*dto.Metric) bool, d *dropCounts) (total
 // sumAll is sum that gives up (ok false) when any matching sample is
 // unsound: histogram totals summed over part of their series would not
 // pair sums with counts.
-func sumAll(f *dto.MetricFamily, d *dropCounts) (total float64, ok bool) {
+func sumAll(ss []sample, d *dropCounts) (total float64, ok bool) {
 	before := *d
-	total, ok = sum(f, nil, d)
+	total, ok = sum(ss, nil, d)
 	return total, ok && *d == before
 }
 
 // fullest is the largest sound ratio of f that matches keep. A ratio
 // outside 0–1 (beyond rounding) is dropped; one just above 1 reads as 1.
-func fullest(f *dto.MetricFamily, keep func(*dto.Metric) bool, d *dropCounts) (largest float64, ok bool) {
-	for _, m := range f.GetMetric() {
-		if keep != nil && !keep(m) {
+func fullest(ss []sample, keep func(sample) bool, d *dropCounts) (largest float64, ok bool) {
+	for _, s := range ss {
+		if keep != nil && !keep(s) {
 			continue
 		}
-		v := value(m)
+		v := s.value
 		switch {
 		case math.IsNaN(v) || math.IsInf(v, 0):
 			d.add(dropNotFinite)

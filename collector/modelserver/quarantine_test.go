@@ -3,6 +3,7 @@ package modelserver
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,17 +148,19 @@ func TestParseSeriesCap(t *testing.T) {
 	if p.dropped != (dropCounts{dropTooManySeries: 1}) {
 		t.Fatalf("dropped %v", p.dropped)
 	}
-	// The running line, and the waiting family up to one past the cap.
-	if n := strings.Count(string(p.filtered), "\n"); n != MaxSeriesPerFamily+2 {
-		t.Fatalf("%d lines handed to the text parser, want %d", n, MaxSeriesPerFamily+2)
+	// The waiting family was kept up to one past the cap, no further.
+	waiting := slices.Index(familiesOf(VLLM), vllmWaiting)
+	kept := cap(p.samples[waiting])
+	if kept < MaxSeriesPerFamily+1 || kept > 2*(MaxSeriesPerFamily+1) {
+		t.Fatalf("room for %d samples after the family, want about %d", kept, MaxSeriesPerFamily+1)
 	}
-	// Many more lines of the family cost the text parser nothing more.
+	// Many more lines of the family cost the parser no memory.
 	b.WriteString(strings.Repeat("vllm:num_requests_waiting{id=\"x\"} 1\n", 10_000))
 	if _, err := p.parse(VLLM, []byte(b.String()), "text/plain"); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(p.filtered), "\n"); n != MaxSeriesPerFamily+2 {
-		t.Fatalf("%d lines handed to the text parser, want %d", n, MaxSeriesPerFamily+2)
+	if c := cap(p.samples[waiting]); c != kept {
+		t.Fatalf("room for %d samples after 10,000 more lines, was %d", c, kept)
 	}
 	// At the cap it is kept.
 	got, err = p.parse(VLLM, []byte(strings.Replace(base, "vllm:num_requests_waiting{id=\"0\"} 1\n", "", 1)), "text/plain")

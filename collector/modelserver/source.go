@@ -2,7 +2,10 @@
 // Prometheus endpoint of every GPU pod's model server on the node (vLLM,
 // SGLang, trtllm-serve, Triton's TensorRT-LLM backend) on its own fast
 // clock and keeps the routing signals: waiting and running requests,
-// KV-cache use and LoRA adapters.
+// KV-cache use, LoRA adapters and the totals of the latency histograms
+// (time to first token, per output token, and vLLM's request stages).
+// Pages are read by a line scanner that looks only at the wanted
+// families (scan.go), not by a general exposition parser.
 //
 // In Kubernetes the targets are the GPU pods the pods source's enrich step
 // found (this source's enrich step comes after it in the collector table);

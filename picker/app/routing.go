@@ -41,6 +41,7 @@ func (r *router) Decide(_ context.Context, req *extproc.Request) (extproc.Decisi
 		sreq.LoRA = req.Model
 	}
 	sreq.PromptPrefix = req.Body[:min(len(req.Body), prefixBytes)]
+	sreq.PromptBytes = len(req.Body)
 	sreq.Subset = req.Subset
 	d, err := r.picker.Decide(&sreq, v, r.n)
 	r.metrics.decided(r.now().Sub(start), d, err, start)
@@ -73,11 +74,8 @@ func (r *router) Done(picked string, o extproc.Outcome) {
 	if endpoint == "" {
 		endpoint = picked
 	}
-	var tpot time.Duration
-	if o.CompletionTokens > 1 && o.Total > o.FirstByte {
-		tpot = (o.Total - o.FirstByte) / time.Duration(o.CompletionTokens-1)
-	}
-	r.picker.Observe(endpoint, o.FirstByte, tpot)
+	r.picker.ObserveResponse(endpoint, scoring.Response{FirstByte: o.FirstByte, Total: o.Total,
+		PromptTokens: o.PromptTokens, CompletionTokens: o.CompletionTokens, RequestBytes: o.RequestBytes})
 }
 
 // isAdapter reports whether model names a LoRA adapter some endpoint of v

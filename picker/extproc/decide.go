@@ -77,6 +77,7 @@ func (st *stream) decide(md *corev3.Metadata, withBody, trailers bool) ([]*extpr
 		return nil, reject(503, "no endpoint", err)
 	}
 	st.routed, st.decidedAt, st.state = true, st.srv.now(), awaitingResponseHeaders
+	st.bodyBytes = len(st.req.Body)
 	return st.requestResponses(setModel, withBody, trailers), nil
 }
 

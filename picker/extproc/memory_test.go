@@ -168,8 +168,8 @@ func TestResponseBufferBounded(t *testing.T) {
 		_, dones := d.calls()
 		return dones[len(dones)-1].outcome
 	}
-	if o := respond(h.open(t)); o.PromptTokens != 3 || o.CompletionTokens != 4 {
-		t.Fatalf("usage %d/%d with the budget free, want 3/4", o.PromptTokens, o.CompletionTokens)
+	if o := respond(h.open(t)); o.PromptTokens != 3 || o.CompletionTokens != 4 || o.RequestBytes != len(`{"model":"m"}`) {
+		t.Fatalf("usage %d/%d of a %d-byte request with the budget free, want 3/4 of 13 bytes", o.PromptTokens, o.CompletionTokens, o.RequestBytes)
 	}
 
 	// Another request holds most of the budget with its body.

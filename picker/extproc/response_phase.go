@@ -88,7 +88,7 @@ func (st *stream) finish(err error) {
 		err = errStreamClosed
 	}
 	o := st.meter.outcome(st.since())
-	o.Err, o.Served = err, st.endpoints[0]
+	o.Err, o.Served, o.RequestBytes = err, st.endpoints[0], st.bodyBytes
 	if st.served != "" {
 		o.Served = st.served
 	}

@@ -78,6 +78,8 @@ type Outcome struct {
 	// PromptTokens and CompletionTokens are the response's usage, 0 when
 	// it had none.
 	PromptTokens, CompletionTokens int
+	// RequestBytes is the length of the request body that was sent on.
+	RequestBytes int
 	// Streamed is true for a text/event-stream response.
 	Streamed bool
 	// Err is why the stream ended before the response did; nil otherwise.

@@ -88,7 +88,10 @@ type stream struct {
 	endpoints []string
 	// picked is the first endpoint the Decider returned, before the subset
 	// filter: the one Done must name.
-	picked    string
+	picked string
+	// bodyBytes is the length of the request body sent on (the body
+	// itself is released once sent).
+	bodyBytes int
 	served    string
 	decidedAt time.Time
 	meter     responseMeter

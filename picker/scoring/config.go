@@ -29,6 +29,7 @@ const (
 	ScorerVRAM          = "vram"
 	ScorerSMActivity    = "sm-activity"
 	ScorerThrottle      = "throttle"
+	ScorerWait          = "expected-wait"
 	maxConfigBlockBytes = 1 << 20
 	maxConfigCapacity   = 1 << 24
 )
@@ -36,7 +37,7 @@ const (
 // ScorerNames returns the built-in scorers in the order they run.
 func ScorerNames() []string {
 	return []string{
-		ScorerQueue, ScorerKVCache, ScorerInFlight, ScorerPrefixCache, ScorerLoRA,
+		ScorerWait, ScorerQueue, ScorerKVCache, ScorerInFlight, ScorerPrefixCache, ScorerLoRA,
 		ScorerSpeed, ScorerVRAM, ScorerSMActivity, ScorerThrottle,
 	}
 }
@@ -55,8 +56,11 @@ type Config struct {
 	Saturation Saturation   `json:"saturation"`
 	Health     HealthConfig `json:"health"`
 	Prefix     PrefixConfig `json:"prefix"`
-	// SpeedAlpha weighs each new observation in the speed averages.
+	// SpeedAlpha weighs each new observation in the speed averages and
+	// the learnt rates.
 	SpeedAlpha float64 `json:"speedAlpha"`
+	// Wait tunes the expected-wait scorer.
+	Wait WaitConfig `json:"wait"`
 	// ThrottleMask is the NVML clocks-event bits that count as throttling.
 	ThrottleMask uint64 `json:"throttleMask"`
 }
@@ -117,7 +121,7 @@ func DefaultConfig() Config {
 	return Config{
 		Filters: []string{FilterHealth},
 		Scorers: map[string]float64{
-			ScorerQueue: 2, ScorerKVCache: 2, ScorerInFlight: 2,
+			ScorerWait: 2, ScorerQueue: 2, ScorerKVCache: 2, ScorerInFlight: 2,
 			ScorerPrefixCache: 1, ScorerLoRA: 1, ScorerSpeed: 1, ScorerThrottle: 1,
 			ScorerVRAM: 0.5, ScorerSMActivity: 0.5,
 		},
@@ -129,6 +133,7 @@ func DefaultConfig() Config {
 		Prefix:       PrefixConfig{BlockSize: 256, MaxBlocks: 32, Capacity: 1 << 16},
 		SpeedAlpha:   0.2,
 		ThrottleMask: DefaultThrottleMask,
+		Wait:         WaitConfig{Scale: Duration{100 * time.Millisecond}, DefaultService: Duration{time.Second}},
 	}
 }
 
@@ -232,6 +237,10 @@ func (c Config) validateTunables() error {
 		return fmt.Errorf("scoring config: prefix.capacity %d must be within 1..%d", p.Capacity, maxConfigCapacity)
 	case !(c.SpeedAlpha > 0 && c.SpeedAlpha <= 1):
 		return fmt.Errorf("scoring config: speedAlpha %v must be within (0, 1]", c.SpeedAlpha)
+	case c.Wait.Scale.Duration <= 0 || c.Wait.Scale.Duration > time.Hour:
+		return fmt.Errorf("scoring config: wait.scale %v must be within (0, 1h]", c.Wait.Scale)
+	case c.Wait.DefaultService.Duration <= 0 || c.Wait.DefaultService.Duration > time.Hour:
+		return fmt.Errorf("scoring config: wait.defaultService %v must be within (0, 1h]", c.Wait.DefaultService)
 	case c.ThrottleMask == 0:
 		return errors.New("scoring config: throttleMask must not be 0 (turn the throttle scorer off instead)")
 	}

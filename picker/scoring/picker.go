@@ -33,6 +33,8 @@ type Parts struct {
 	Tracker *Tracker
 	// Speed learns from Observe (nil: a new one, unused unless a scorer).
 	Speed *SpeedScorer
+	// Rates are learnt for the expected-wait scorer (nil: a new one).
+	Rates *Rates
 	// Rand breaks ties (nil: randomly seeded). It is used under a lock.
 	Rand rand.Source
 }
@@ -44,7 +46,9 @@ type Picker struct {
 	sat      Saturation
 	tracker  *Tracker
 	speed    *SpeedScorer
-	fallback []Weighted // ranks alone when every endpoint is unhealthy
+	rates    *Rates
+	wait     *WaitScorer // the configured expected-wait scorer, if any
+	fallback []Weighted  // ranks alone when every endpoint is unhealthy
 	record   []PickRecorder
 
 	randMu sync.Mutex
@@ -64,7 +68,13 @@ func New(cfg Config, rnd rand.Source, now func() time.Time) (*Picker, error) {
 	}
 	tr := NewTracker(now)
 	sp := NewSpeedScorer(cfg.SpeedAlpha)
-	p := Parts{Saturation: cfg.Saturation, Tracker: tr, Speed: sp, Rand: rnd}
+	sp.now = tr.now
+	rt := NewRates(cfg.SpeedAlpha)
+	p := Parts{Saturation: cfg.Saturation, Tracker: tr, Speed: sp, Rates: rt, Rand: rnd}
+	var prefix *PrefixScorer
+	if cfg.Scorers[ScorerPrefixCache] > 0 {
+		prefix = NewPrefixScorer(cfg.Prefix)
+	}
 	for _, f := range cfg.Filters {
 		if f == FilterHealth {
 			p.Filters = append(p.Filters, NewHealthFilter(cfg.Health.CriticalXids, cfg.Health.XidHold.Duration))
@@ -77,6 +87,8 @@ func New(cfg Config, rnd rand.Source, now func() time.Time) (*Picker, error) {
 		}
 		var s Scorer
 		switch name {
+		case ScorerWait:
+			s = NewWaitScorer(cfg.Wait, rt, tr, prefix)
 		case ScorerQueue:
 			s = QueueScorer{tr}
 		case ScorerKVCache:
@@ -84,7 +96,7 @@ func New(cfg Config, rnd rand.Source, now func() time.Time) (*Picker, error) {
 		case ScorerInFlight:
 			s = InFlightScorer{tr}
 		case ScorerPrefixCache:
-			s = NewPrefixScorer(cfg.Prefix)
+			s = prefix
 		case ScorerLoRA:
 			s = LoRAScorer{}
 		case ScorerSpeed:
@@ -111,19 +123,29 @@ func NewPicker(p Parts) *Picker {
 	if p.Speed == nil {
 		p.Speed = NewSpeedScorer(0)
 	}
+	if p.Rates == nil {
+		p.Rates = NewRates(0)
+	}
 	if p.Rand == nil {
 		p.Rand = rand.NewPCG(rand.Uint64(), rand.Uint64())
 	}
 	pk := &Picker{
 		filters: p.Filters, scorers: p.Scorers, sat: p.Saturation,
-		tracker: p.Tracker, speed: p.Speed, rnd: p.Rand,
-		fallback: []Weighted{{InFlightScorer{p.Tracker}, 1}},
+		tracker: p.Tracker, speed: p.Speed, rates: p.Rates, rnd: p.Rand,
 	}
 	for _, w := range p.Scorers {
 		if r, ok := w.Scorer.(PickRecorder); ok {
 			pk.record = append(pk.record, r)
 		}
+		if ws, ok := w.Scorer.(*WaitScorer); ok && ws.rates == p.Rates && ws.tracker == p.Tracker {
+			pk.wait = ws
+			// Without fresh telemetry the learnt rates still rank: the
+			// last loads drained over their age, plus this replica's
+			// picks.
+			pk.fallback = append(pk.fallback, w)
+		}
 	}
+	pk.fallback = append(pk.fallback, Weighted{InFlightScorer{p.Tracker}, 1})
 	pk.pool.New = func() any { return new(scratch) }
 	return pk
 }
@@ -140,6 +162,18 @@ func (p *Picker) Finished(address string) { p.tracker.Finished(address) }
 // token from one served request (zero: not measured).
 func (p *Picker) Observe(address string, ttft, tpot time.Duration) {
 	p.speed.Observe(address, ttft, tpot)
+}
+
+// ObserveResponse learns from one successful response of address: its
+// speed (time to first token, per output token) and what the learnt
+// rates take from it.
+func (p *Picker) ObserveResponse(address string, o Response) {
+	var tpot time.Duration
+	if o.CompletionTokens > 1 && o.Total > o.FirstByte {
+		tpot = (o.Total - o.FirstByte) / time.Duration(o.CompletionTokens-1)
+	}
+	p.speed.Observe(address, o.FirstByte, tpot)
+	p.rates.Observe(address, o)
 }
 
 // Decision is a pick with what made it, for metrics and logs.
@@ -189,7 +223,7 @@ func (p *Picker) decide(r *Request, v *store.View, n int, d *Decision, explain b
 	if len(idx) == 0 {
 		return ErrNoEndpoint
 	}
-	s.grow(len(idx), max(len(p.scorers), 1))
+	s.grow(len(idx), max(len(p.scorers), len(p.fallback), 1))
 	cand := s.candidates(vs, idx)
 	if s.countStale(cand) == len(cand) {
 		// No candidate has fresh telemetry: rank by in-flight alone.

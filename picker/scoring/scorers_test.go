@@ -273,7 +273,7 @@ func TestPrefixScorerBounded(t *testing.T) {
 func TestScorerNames(t *testing.T) {
 	t.Parallel()
 	tr := NewTracker(nil)
-	got := []string{QueueScorer{tr}.Name(), KVCacheScorer{}.Name(), InFlightScorer{tr}.Name(),
+	got := []string{NewWaitScorer(WaitConfig{}, NewRates(0), tr, nil).Name(), QueueScorer{tr}.Name(), KVCacheScorer{}.Name(), InFlightScorer{tr}.Name(),
 		NewPrefixScorer(PrefixConfig{}).Name(), LoRAScorer{}.Name(), NewSpeedScorer(0).Name(),
 		VRAMScorer{}.Name(), SMActivityScorer{}.Name(), ThrottleScorer{}.Name()}
 	if !slices.Equal(got, ScorerNames()) {

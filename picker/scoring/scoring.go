@@ -49,6 +49,10 @@ type Request struct {
 	LoRA string
 	// PromptPrefix is the first few KB of the prompt, for prefix affinity.
 	PromptPrefix []byte
+	// PromptBytes is the whole request body's length, from which the
+	// expected-wait scorer estimates the prompt's tokens (0: the prefix's
+	// length).
+	PromptBytes int
 	// Sheddable requests may be refused when the pool is saturated.
 	Sheddable bool
 	// Subset is the gateway's subset hint: nil allows all, an empty one

@@ -112,10 +112,11 @@ func (s *scratch) score(r *Request, vs *viewState, idx []int32, cand []*store.En
 // readsTelemetry reports whether a scorer scores from the agents'
 // reports, whose values a stale report no longer vouches for. The
 // in-flight, prefix-cache and speed scorers learn from what this replica
-// sent and saw, and keep their scores.
+// sent and saw, and keep their scores; the expected-wait scorer drains a
+// stale report's load over its age itself.
 func readsTelemetry(sc Scorer) bool {
 	switch sc.Name() {
-	case ScorerInFlight, ScorerPrefixCache, ScorerSpeed:
+	case ScorerInFlight, ScorerPrefixCache, ScorerSpeed, ScorerWait:
 		return false
 	}
 	return true

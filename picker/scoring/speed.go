@@ -19,20 +19,37 @@ const maxSpeedEntries = 1 << 16
 // Each average scores fastest/own over the candidates that have one, and
 // an endpoint scores the mean of its two. An endpoint never observed
 // scores the mean of the others (1 when none is known), so it is neither
-// avoided nor favoured.
+// avoided nor favoured. An endpoint not observed for speedRefresh (one
+// that looked slow during a burst, say, and was avoided since) has its
+// averages pulled toward the pool's mean with a time constant of
+// speedForget, so an old reading does not keep it out for good.
 type SpeedScorer struct {
 	alpha float64
+	// now is the clock of observations (time.Now unless the picker's
+	// clock is set).
+	now func() time.Time
 
 	mu sync.RWMutex
 	m  map[string]*speed
 
 	// last holds each endpoint's previous latency totals (Learn).
 	last map[string]*telemetryv1.LatencyTotals
+	// decayed is when the averages were last pulled toward the mean.
+	decayed time.Time
 }
 
+// How an unrefreshed average is forgotten (see SpeedScorer).
+const (
+	speedRefresh = 10 * time.Second
+	speedForget  = 30 * time.Second
+)
+
 // speed holds float64 seconds as bits (0: not observed); written under
-// SpeedScorer.mu, read without it.
-type speed struct{ ttft, tpot atomic.Uint64 }
+// SpeedScorer.mu, read without it. at is when it was last observed.
+type speed struct {
+	ttft, tpot atomic.Uint64
+	at         time.Time
+}
 
 func (sp *speed) get() (ttft, tpot float64) {
 	if sp == nil {
@@ -47,7 +64,7 @@ func NewSpeedScorer(alpha float64) *SpeedScorer {
 	if !(alpha > 0 && alpha <= 1) {
 		alpha = 0.2
 	}
-	return &SpeedScorer{alpha: alpha, m: make(map[string]*speed)}
+	return &SpeedScorer{alpha: alpha, now: time.Now, m: make(map[string]*speed)}
 }
 
 // Name implements [Scorer].
@@ -75,6 +92,44 @@ func (s *SpeedScorer) Observe(address string, ttft, tpot time.Duration) {
 	t, p := sp.get()
 	sp.ttft.Store(math.Float64bits(s.ewma(t, ttft)))
 	sp.tpot.Store(math.Float64bits(s.ewma(p, tpot)))
+	sp.at = s.now()
+}
+
+// decay pulls the averages of endpoints not observed for speedRefresh
+// toward the mean of all, at most once a second. s.mu is held.
+func (s *SpeedScorer) decay(now time.Time) {
+	dt := now.Sub(s.decayed)
+	if s.decayed.IsZero() || dt < time.Second {
+		if s.decayed.IsZero() {
+			s.decayed = now
+		}
+		return
+	}
+	s.decayed = now
+	var sumT, sumP float64
+	var nT, nP int
+	for _, sp := range s.m {
+		t, p := sp.get()
+		if t > 0 {
+			sumT, nT = sumT+t, nT+1
+		}
+		if p > 0 {
+			sumP, nP = sumP+p, nP+1
+		}
+	}
+	k := 1 - math.Exp(-dt.Seconds()/speedForget.Seconds())
+	for _, sp := range s.m {
+		if now.Sub(sp.at) < speedRefresh {
+			continue
+		}
+		t, p := sp.get()
+		if t > 0 && nT > 0 {
+			sp.ttft.Store(math.Float64bits(t + k*(sumT/float64(nT)-t)))
+		}
+		if p > 0 && nP > 0 {
+			sp.tpot.Store(math.Float64bits(p + k*(sumP/float64(nP)-p)))
+		}
+	}
 }
 
 func (s *SpeedScorer) ewma(avg float64, d time.Duration) float64 {

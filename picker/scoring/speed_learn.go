@@ -18,6 +18,11 @@ func (s *SpeedScorer) Learn(v *store.View) {
 	if s.last == nil {
 		s.last = make(map[string]*telemetryv1.LatencyTotals)
 	}
+	if !v.Built.IsZero() {
+		s.mu.Lock()
+		s.decay(v.Built)
+		s.mu.Unlock()
+	}
 	for _, e := range v.Endpoints {
 		cur := e.ModelServer().GetLatency()
 		if cur == nil {

@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"testing"
+	"time"
 
 	"github.com/headroom-dev/headroom/picker/store"
 	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
@@ -45,5 +46,29 @@ func TestSpeedLearnSkipsRestartsAndIdle(t *testing.T) {
 	s.Learn(viewWithLatency(&telemetryv1.LatencyTotals{TtftSecondsSum: 1, TtftCount: 1}, base))
 	if len(s.m) != 0 {
 		t.Fatalf("learnt %d endpoints from a restart and an idle server", len(s.m))
+	}
+}
+
+// An endpoint that looked slow once and was not observed since is not
+// kept out for good: its averages drift toward the pool's mean, while
+// one observed recently keeps its own.
+func TestSpeedForgetsUnrefreshed(t *testing.T) {
+	clk := &fakeClock{t: t0}
+	s := NewSpeedScorer(1)
+	s.now = clk.now
+	s.Observe("a", 5*time.Second, 0)        // looked slow in a burst
+	s.Observe("b", 100*time.Millisecond, 0) // fast
+	s.Observe("c", 100*time.Millisecond, 0) // fast, and seen again below
+	s.Learn(&store.View{Built: clk.now()})  // starts the clock
+	clk.add(time.Minute)
+	s.Observe("c", 100*time.Millisecond, 0)
+	s.Learn(&store.View{Built: clk.now()})
+	a, _ := s.Speed("a")
+	c, _ := s.Speed("c")
+	if a > 2500*time.Millisecond {
+		t.Fatalf("a's TTFT average still %v after a minute unobserved, want pulled toward the mean (1.73 s)", a)
+	}
+	if c != 100*time.Millisecond {
+		t.Fatalf("c, observed just now, moved to %v", c)
 	}
 }

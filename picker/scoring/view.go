@@ -29,6 +29,10 @@ type viewState struct {
 	// tracker and speed are what flights and speeds come from.
 	tracker *Tracker
 	speed   *SpeedScorer
+	// rates are what wait was computed from; wait holds each endpoint's
+	// expected-wait model (nil without that scorer).
+	rates *Rates
+	wait  []waitModel
 	// pos maps an endpoint to its index, for custom filters' outputs
 	// (built on first need).
 	posOnce sync.Once
@@ -67,6 +71,7 @@ func (p *Picker) state(v *store.View) *viewState {
 	if p.speed != nil {
 		p.speed.Learn(v) // the servers' own latency histograms, once per view
 	}
+	p.rates.Learn(v)
 	vs := p.buildState(v)
 	p.prev.Store(p.view.Load())
 	p.view.Store(vs)
@@ -90,7 +95,10 @@ func (p *Picker) buildState(v *store.View) *viewState {
 		v: v, healthy: make([][]bool, len(p.filters)), static: make([][]float64, len(p.scorers)),
 		waiting: make([]float64, n), kv: make([]float64, n), sample: make([]int64, n), stale: make([]bool, n),
 		flights: p.tracker.resolve(all), speeds: p.speed.resolve(all),
-		tracker: p.tracker, speed: p.speed,
+		tracker: p.tracker, speed: p.speed, rates: p.rates,
+	}
+	if p.wait != nil {
+		vs.wait = p.wait.models(all, p.rates.resolve(all), make([]waitModel, 0, n))
 	}
 	for i, ep := range all {
 		vs.waiting[i] = queueDepth(ep)

@@ -39,6 +39,9 @@ type exchange struct {
 	out       *outbound
 	immediate *extprocv3.ImmediateResponse
 	destMeta  string // dynamic metadata envoy.lb x-gateway-destination-endpoint
+	// sentAt is when the request headers went to the picker, decidedAt
+	// when its answer naming the destination (or refusing) came back.
+	sentAt, decidedAt time.Time
 
 	upstreamEOF atomic.Bool // response phase: the upstream body ended
 	pumpErr     error       // response phase: why reading upstream failed
@@ -101,6 +104,9 @@ func (g *Gateway) decide(c *call) (*exchange, error) {
 		if err == nil {
 			g.decisions.Add(1)
 			g.decisionNanos.Add(uint64(time.Since(t0)))
+			if !x.decidedAt.IsZero() {
+				g.pickTimes.observe(x.decidedAt.Sub(x.sentAt))
+			}
 			return x, nil
 		}
 		if c.ctx.Err() != nil {
@@ -139,6 +145,7 @@ func (g *Gateway) open(c *call, p *pickerConn) (*exchange, error) {
 func (x *exchange) requestPhase() error {
 	body := x.out.body
 	hasBody := len(body) > 0
+	x.sentAt = time.Now()
 	err := x.stream.Send(x.g.requestHeadersMsg(x.out, !hasBody))
 	var sent chan struct{}
 	if err == nil && hasBody {
@@ -213,13 +220,13 @@ func (x *exchange) receiveDecision(hasBody bool) error {
 func (x *exchange) onDecisionMessage(m *extprocv3.ProcessingResponse, st *decisionState) (bool, error) {
 	switch r := m.GetResponse().(type) {
 	case *extprocv3.ProcessingResponse_ImmediateResponse:
-		x.immediate = r.ImmediateResponse
+		x.immediate, x.decidedAt = r.ImmediateResponse, time.Now()
 		return true, nil
 	case *extprocv3.ProcessingResponse_RequestHeaders:
 		if st.headers {
 			return false, fmt.Errorf("%w: a second request headers response", errProtocol)
 		}
-		st.headers = true
+		st.headers, x.decidedAt = true, time.Now()
 		applyMutation(r.RequestHeaders.GetResponse().GetHeaderMutation(), x.out.header, x.out.requestPseudo)
 		return !st.hasBody, nil
 	case *extprocv3.ProcessingResponse_RequestBody:

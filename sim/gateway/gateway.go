@@ -124,7 +124,11 @@ type Stats struct {
 	// request's latency before the upstream sees it.
 	Decisions    uint64
 	DecisionTime time.Duration
-	PerEndpoint  map[string]EndpointStats // by ip:port
+	// PickTimes are the picks as a gateway sees them: request headers
+	// sent to the destination received (the answer to the headers), TLS
+	// included; the body's round trip through the picker is not.
+	PickTimes   PickTimes
+	PerEndpoint map[string]EndpointStats // by ip:port
 }
 
 // EndpointStats are one endpoint's counters.
@@ -149,6 +153,7 @@ type Gateway struct {
 
 	requests, failed, rejected, retried, pickerErrors, failedOpen atomic.Uint64
 	decisions, decisionNanos                                      atomic.Uint64
+	pickTimes                                                     pickHist
 
 	mu        sync.RWMutex
 	endpoints map[string]*endpointCounters
@@ -298,6 +303,7 @@ func (g *Gateway) Stats() Stats {
 		Requests: g.requests.Load(), Failed: g.failed.Load(), Rejected: g.rejected.Load(), Retried: g.retried.Load(),
 		PickerErrors: g.pickerErrors.Load(), FailedOpen: g.failedOpen.Load(),
 		Decisions: g.decisions.Load(), DecisionTime: time.Duration(g.decisionNanos.Load()),
+		PickTimes: g.pickTimes.snapshot(),
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()

@@ -13,6 +13,10 @@ import (
 	"strings"
 )
 
+// HeaderUpstream is the response header naming the endpoint (ip:port)
+// that served the request.
+const HeaderUpstream = "X-Gateway-Upstream"
+
 var (
 	errTooLarge      = errors.New("request body too large")
 	errNoDestination = errors.New("no destination endpoint")
@@ -111,6 +115,9 @@ func (g *Gateway) forward(c *call, o *outbound, eps []string) (*upstream, error)
 		resp, err := g.transport.RoundTrip(req)
 		if err == nil {
 			ctr.routed.Add(1)
+			// Tell the client which endpoint served (any server, not only
+			// those that name themselves).
+			resp.Header.Set(HeaderUpstream, ep)
 			return &upstream{resp: resp, endpoint: ep, ctr: ctr}, nil
 		}
 		ctr.inFlight.Add(-1)

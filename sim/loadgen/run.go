@@ -79,6 +79,9 @@ type Record struct {
 	Err string
 	// ServedBy is the server that answered (its X-Served-By header).
 	ServedBy string
+	// Upstream is the endpoint (ip:port) the gateway says served it
+	// (X-Gateway-Upstream), whatever the server.
+	Upstream string
 }
 
 // OK reports whether the request succeeded.

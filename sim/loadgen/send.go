@@ -46,7 +46,7 @@ func (g *Generator) send(ctx context.Context, body []byte) Record {
 		return rec
 	}
 	defer resp.Body.Close()
-	rec.Status, rec.ServedBy = resp.StatusCode, resp.Header.Get("X-Served-By")
+	rec.Status, rec.ServedBy, rec.Upstream = resp.StatusCode, resp.Header.Get("X-Served-By"), resp.Header.Get("X-Gateway-Upstream")
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		rec.Latency, rec.Err = time.Since(rec.Start), fmt.Sprintf("status %d: %s", resp.StatusCode, bytes.TrimSpace(msg))

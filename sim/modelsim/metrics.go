@@ -16,6 +16,7 @@ var (
 		0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0}
 	e2eBuckets = []float64{0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0,
 		30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}
+	promptBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}
 )
 
 // metrics are a server's vLLM-named metrics, in its own registry so that
@@ -24,6 +25,7 @@ var (
 type metrics struct {
 	reg                                      *prometheus.Registry
 	ttft, tpot, itl, e2e                     prometheus.Histogram
+	queue, prefill, inference, promptLen     prometheus.Histogram
 	prompt, generation, preemptions, success prometheus.Counter
 	prefixQueries, prefixHits                prometheus.Counter
 }
@@ -53,6 +55,10 @@ func newMetrics(s *Server) *metrics {
 		tpot:          hist("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds (the same samples as the inter-token latency).", tokenBuckets),
 		itl:           hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", tokenBuckets),
 		e2e:           hist("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.", e2eBuckets),
+		queue:         hist("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", e2eBuckets),
+		prefill:       hist("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", e2eBuckets),
+		inference:     hist("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", e2eBuckets),
+		promptLen:     hist("vllm:request_prompt_tokens", "Number of prefill tokens processed.", promptBuckets),
 		prompt:        counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", nil),
 		generation:    counter("vllm:generation_tokens_total", "Number of generation tokens processed.", nil),
 		preemptions:   counter("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.", nil),
@@ -64,7 +70,7 @@ func newMetrics(s *Server) *metrics {
 		gauge("vllm:num_requests_running", "Number of requests in model execution batches.", func(st Stats) float64 { return float64(st.Running) }),
 		gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", func(st Stats) float64 { return float64(st.Waiting) }),
 		gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", func(st Stats) float64 { return st.KVUsage }),
-		m.ttft, m.tpot, m.itl, m.e2e, m.prompt, m.generation, m.preemptions, m.success, m.prefixQueries, m.prefixHits,
+		m.ttft, m.tpot, m.itl, m.e2e, m.queue, m.prefill, m.inference, m.promptLen, m.prompt, m.generation, m.preemptions, m.success, m.prefixQueries, m.prefixHits,
 	)
 	if len(s.loras) > 0 {
 		m.reg.MustRegister(newLoRAInfo(s))

@@ -54,16 +54,25 @@ vllm:request_success_total{finished_reason="length",model_name="m"} 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts := map[string]uint64{}
+	counts, sums := map[string]uint64{}, map[string]float64{}
 	for _, f := range fams {
 		if h := f.GetMetric()[0].GetHistogram(); h != nil {
-			counts[f.GetName()] = h.GetSampleCount()
+			counts[f.GetName()], sums[f.GetName()] = h.GetSampleCount(), h.GetSampleSum()
 		}
 	}
+	// vLLM's request stages too: one each, the prompt's 8 tokens, and a
+	// prefill and an inference time within the request's own.
 	wantCounts := map[string]uint64{"vllm:time_to_first_token_seconds": 1, "vllm:inter_token_latency_seconds": 4,
-		"vllm:time_per_output_token_seconds": 4, "vllm:e2e_request_latency_seconds": 1}
+		"vllm:time_per_output_token_seconds": 4, "vllm:e2e_request_latency_seconds": 1,
+		"vllm:request_queue_time_seconds": 1, "vllm:request_prefill_time_seconds": 1,
+		"vllm:request_inference_time_seconds": 1, "vllm:request_prompt_tokens": 1}
 	if fmt.Sprint(counts) != fmt.Sprint(wantCounts) {
 		t.Errorf("histogram counts = %v, want %v", counts, wantCounts)
+	}
+	if sums["vllm:request_prompt_tokens"] != 8 || !(sums["vllm:request_prefill_time_seconds"] > 0) ||
+		sums["vllm:request_prefill_time_seconds"] > sums["vllm:time_to_first_token_seconds"] ||
+		sums["vllm:request_inference_time_seconds"] > sums["vllm:e2e_request_latency_seconds"] {
+		t.Errorf("histogram sums = %v", sums)
 	}
 	resp, body, err := call(context.Background(), http.MethodGet, ts.URL+"/metrics", nil)
 	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("X-Served-By") != "sim-0" ||
@@ -134,6 +143,7 @@ func TestAgentReadsMetrics(t *testing.T) {
 		}
 		st := r.Stats
 		return st.Running == 1 && st.Waiting == 1 && st.HasKVCacheUsage && st.KVCacheUsage > 0 &&
-			st.Latency != nil && st.Latency.TTFTCount >= 1 && st.Latency.TPOTCount >= 2
+			st.Latency != nil && st.Latency.TTFTCount >= 1 && st.Latency.TPOTCount >= 2 &&
+			st.Latency.PrefillCount >= 1 && st.Latency.InferenceCount >= 1 && st.Latency.PromptTokensSum >= 4
 	})
 }

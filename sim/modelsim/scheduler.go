@@ -40,6 +40,9 @@ type request struct {
 	generated int // tokens emitted; survives preemption
 	kv        int // KV-cache tokens held
 	lastAt    time.Time
+	// scheduledAt is when it was first admitted to the batch (vLLM's
+	// queue time ends there; its prefill and inference times start).
+	scheduledAt time.Time
 
 	progress atomic.Int64  // generated, for the handler
 	first    chan struct{} // closed at the first token
@@ -182,6 +185,9 @@ func (s *Server) plan(it *iteration) bool {
 		}
 		s.waiting = slices.Delete(s.waiting, i, i+1)
 		r.state, r.target, r.kv = stateRunning, need, need
+		if r.scheduledAt.IsZero() {
+			r.scheduledAt = time.Now()
+		}
 		r.prefilled = s.cached(r)
 		s.kvUsed += need
 		s.running = append(s.running, r)
@@ -281,6 +287,8 @@ func (s *Server) emit(r *request, now time.Time) {
 		s.counts.prompt += uint64(r.promptTokens)
 		s.metrics.prompt.Add(float64(r.promptTokens))
 		s.metrics.ttft.Observe(now.Sub(r.arrival).Seconds())
+		s.metrics.queue.Observe(r.scheduledAt.Sub(r.arrival).Seconds())
+		s.metrics.prefill.Observe(now.Sub(r.scheduledAt).Seconds())
 		close(r.first)
 	} else {
 		gap := now.Sub(r.lastAt).Seconds()
@@ -294,6 +302,8 @@ func (s *Server) emit(r *request, now time.Time) {
 		s.counts.completed++
 		s.metrics.success.Inc()
 		s.metrics.e2e.Observe(now.Sub(r.arrival).Seconds())
+		s.metrics.inference.Observe(now.Sub(r.scheduledAt).Seconds())
+		s.metrics.promptLen.Observe(float64(r.promptTokens))
 		close(r.done)
 	}
 }

@@ -39,15 +39,20 @@ func classShares(c *cluster.Cluster, from, to gateway.Stats, meanPrompt, meanOut
 }
 
 // classTTFT is the TTFT of the successful requests each class served,
-// from the X-Served-By header; empty when the servers do not set it.
+// by the endpoint the gateway names (X-Gateway-Upstream), or the server's
+// own X-Served-By.
 func classTTFT(c *cluster.Cluster, recs []loadgen.Record, skip time.Duration) map[string]loadgen.Quantiles {
 	classOf := map[string]string{}
 	for _, s := range c.Servers() {
-		classOf[s.Name] = s.Class
+		classOf[s.Name], classOf[s.Addr] = s.Class, s.Class
 	}
 	by := map[string][]loadgen.Record{}
 	for _, r := range recs {
-		if cl, ok := classOf[r.ServedBy]; ok {
+		cl, ok := classOf[r.Upstream]
+		if !ok {
+			cl, ok = classOf[r.ServedBy]
+		}
+		if ok {
 			by[cl] = append(by[cl], r)
 		}
 	}

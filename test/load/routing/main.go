@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,9 @@ type options struct {
 	budget                    time.Duration
 	dryRun                    bool
 	markdown, plots           string
+	// variants maps a name to a picker scoring configuration file: the
+	// policy "headroom@name" is headroom with it.
+	variants map[string]string
 	// tools are the reference binaries and the control plane's.
 	eppBin, simBin, assets, logDir string
 }
@@ -64,7 +68,7 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	o := options{}
 	fs := flag.NewFlagSet("routing", flag.ContinueOnError)
-	var loads, hetLoads string
+	var loads, hetLoads, variants string
 	cache := filepath.Join(".cache")
 	fs.StringVar(&o.scenarios, "scenarios", "all", "comma-separated scenarios, or all")
 	fs.StringVar(&o.policies, "policies", "round-robin,least-request,queue-kv,epp,headroom", "comma-separated policies: "+strings.Join(cluster.Policies(), ", "))
@@ -85,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.simBin, "llm-d-sim", filepath.Join(cache, "reference", "llm-d-inference-sim"), "the llm-d-inference-sim binary (make reference-tools)")
 	fs.StringVar(&o.assets, "envtest-assets", envOr("KUBEBUILDER_ASSETS", filepath.Join(cache, "envtest")), "kube-apiserver and etcd for the EPP's control plane (make envtest-assets)")
 	fs.StringVar(&o.logDir, "log-dir", "", "keep the EPP's and llm-d-inference-sim's output here (empty: discarded)")
+	fs.StringVar(&variants, "variants", "", "name=file,...: headroom with another scoring configuration, run as the policy headroom@name")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -95,6 +100,15 @@ func parseFlags(args []string) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	if o.variants, err = parseVariants(variants); err != nil {
+		return o, err
+	}
+	for _, p := range splitList(o.policies) {
+		base, variant, _ := strings.Cut(p, "@")
+		if !slices.Contains(cluster.Policies(), base) || (variant != "" && (base != cluster.PolicyHeadroom || o.variants[variant] == "")) {
+			return o, fmt.Errorf("-policies: unknown policy %q (want one of %s, or headroom@name of -variants)", p, strings.Join(cluster.Policies(), ", "))
+		}
+	}
 	if o.seeds < 1 || o.seeds > 20 {
 		return o, fmt.Errorf("-seeds %d: want 1 to 20", o.seeds)
 	}
@@ -104,6 +118,22 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// parseVariants reads name=file pairs; each file must exist.
+func parseVariants(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range splitList(s) {
+		name, file, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || file == "" {
+			return nil, fmt.Errorf("-variants %q: want name=file", kv)
+		}
+		if _, err := os.Stat(file); err != nil {
+			return nil, fmt.Errorf("-variants %s: %w", name, err)
+		}
+		out[name] = file
+	}
+	return out, nil
 }
 
 func envOr(key, def string) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/headroom-dev/headroom/sim/cluster"
@@ -37,8 +38,11 @@ type result struct {
 	// the servers name themselves in X-Served-By: sim/modelsim).
 	classTTFT map[string]loadgen.Quantiles
 	// pick is the mean time the gateway waited for a picker's decision
-	// (ext_proc policies only).
-	pick time.Duration
+	// (ext_proc policies only), headers and body; pickTimes the picks
+	// after the warm-up from the request headers sent to the destination
+	// received.
+	pick      time.Duration
+	pickTimes gateway.PickTimes
 	// pickerErrors counts the gateway's calls to a picker that failed.
 	pickerErrors uint64
 }
@@ -123,7 +127,9 @@ func budgetNote(b time.Duration) string {
 // burst), and summarises what the clients saw.
 func runOne(ctx context.Context, o options, refs *refs, sc scenario, k key, seed uint64) (result, error) {
 	co := cluster.DefaultOptions()
-	co.Nodes, co.Policy, co.Seed, co.SharedPort = sc.nodes, k.policy, seed, true
+	policy, variant, _ := strings.Cut(k.policy, "@")
+	co.Nodes, co.Policy, co.Seed, co.SharedPort = sc.nodes, policy, seed, true
+	co.ScoringConfig = o.variants[variant]
 	co.EPP = refs.epp
 	if k.sim == simLLMD {
 		co.Backend = refs.llmd
@@ -187,6 +193,7 @@ func runOne(ctx context.Context, o options, refs *refs, sc scenario, k key, seed
 		r.pick = end.DecisionTime / time.Duration(end.Decisions)
 	}
 	r.pickerErrors = end.PickerErrors
+	r.pickTimes = end.PickTimes.Since(atWarmup.PickTimes)
 	return r, nil
 }
 

@@ -36,6 +36,7 @@ type cell struct {
 	share, capShare     map[string]stat
 	classP90            map[string]stat
 	pick                stat // seconds
+	pickP50, pickP99    stat // seconds, as the gateway sees a pick
 	rate, capacity      float64
 	burst               bool
 	pickerErrors, reqs  int
@@ -74,6 +75,8 @@ func reduce(k key, rs []result) cell {
 	c.tput = col(func(r result) float64 { return r.sum.Throughput })
 	c.failed = col(func(r result) float64 { return float64(r.sum.Failed) })
 	c.pick = col(func(r result) float64 { return sec(r.pick) })
+	c.pickP50 = col(func(r result) float64 { return sec(r.pickTimes.Quantile(0.5)) })
+	c.pickP99 = col(func(r result) float64 { return sec(r.pickTimes.Quantile(0.99)) })
 	c.rate = col(func(r result) float64 { return r.rate }).mean
 	c.capacity = col(func(r result) float64 { return r.capacity }).mean
 	c.burst = k.load == 0

@@ -4,6 +4,8 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +85,37 @@ func TestRunPlanPairsPoliciesPerSeed(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-sims", "vllm"}); err == nil {
 		t.Error("an unknown simulator was accepted")
+	}
+}
+
+// A headroom@name policy needs its -variants file; other policies take
+// no variant, and an unknown policy is refused.
+func TestVariantPolicies(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "mix.yaml")
+	if err := os.WriteFile(cfg, []byte("scorers:\n  expected-wait: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"variant with its file", []string{"-policies", "epp,headroom@mix", "-variants", "mix=" + cfg}, true},
+		{"variant without -variants", []string{"-policies", "headroom@mix"}, false},
+		{"variant of another policy", []string{"-policies", "epp@mix", "-variants", "mix=" + cfg}, false},
+		{"missing file", []string{"-policies", "headroom@mix", "-variants", "mix=" + cfg + ".gone"}, false},
+		{"malformed variant", []string{"-variants", "mix"}, false},
+		{"unknown policy", []string{"-policies", "fastest"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args)
+			if (err == nil) != tc.ok {
+				t.Fatalf("parseFlags(%q): err %v, want ok %v", tc.args, err, tc.ok)
+			}
+			if tc.ok && o.variants["mix"] != cfg {
+				t.Fatalf("variants %v, want mix=%s", o.variants, cfg)
+			}
+		})
 	}
 }

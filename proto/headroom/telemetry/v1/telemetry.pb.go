@@ -832,8 +832,21 @@ type LatencyTotals struct {
 	TtftCount      float64                `protobuf:"fixed64,2,opt,name=ttft_count,json=ttftCount,proto3" json:"ttft_count,omitempty"`
 	TpotSecondsSum float64                `protobuf:"fixed64,3,opt,name=tpot_seconds_sum,json=tpotSecondsSum,proto3" json:"tpot_seconds_sum,omitempty"`
 	TpotCount      float64                `protobuf:"fixed64,4,opt,name=tpot_count,json=tpotCount,proto3" json:"tpot_count,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The stages of a request, where the server exports them (vLLM's
+	// request_queue_time, request_prefill_time, request_inference_time and
+	// request_prompt_tokens histograms); zero when absent. Queue: waiting
+	// for a batch slot; prefill: scheduled to first token; inference:
+	// scheduled to the last token, the time a request holds its slot.
+	QueueSecondsSum     float64 `protobuf:"fixed64,5,opt,name=queue_seconds_sum,json=queueSecondsSum,proto3" json:"queue_seconds_sum,omitempty"`
+	QueueCount          float64 `protobuf:"fixed64,6,opt,name=queue_count,json=queueCount,proto3" json:"queue_count,omitempty"`
+	PrefillSecondsSum   float64 `protobuf:"fixed64,7,opt,name=prefill_seconds_sum,json=prefillSecondsSum,proto3" json:"prefill_seconds_sum,omitempty"`
+	PrefillCount        float64 `protobuf:"fixed64,8,opt,name=prefill_count,json=prefillCount,proto3" json:"prefill_count,omitempty"`
+	InferenceSecondsSum float64 `protobuf:"fixed64,9,opt,name=inference_seconds_sum,json=inferenceSecondsSum,proto3" json:"inference_seconds_sum,omitempty"`
+	InferenceCount      float64 `protobuf:"fixed64,10,opt,name=inference_count,json=inferenceCount,proto3" json:"inference_count,omitempty"`
+	PromptTokensSum     float64 `protobuf:"fixed64,11,opt,name=prompt_tokens_sum,json=promptTokensSum,proto3" json:"prompt_tokens_sum,omitempty"`
+	PromptTokensCount   float64 `protobuf:"fixed64,12,opt,name=prompt_tokens_count,json=promptTokensCount,proto3" json:"prompt_tokens_count,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *LatencyTotals) Reset() {
@@ -890,6 +903,62 @@ func (x *LatencyTotals) GetTpotSecondsSum() float64 {
 func (x *LatencyTotals) GetTpotCount() float64 {
 	if x != nil {
 		return x.TpotCount
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetQueueSecondsSum() float64 {
+	if x != nil {
+		return x.QueueSecondsSum
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetQueueCount() float64 {
+	if x != nil {
+		return x.QueueCount
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetPrefillSecondsSum() float64 {
+	if x != nil {
+		return x.PrefillSecondsSum
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetPrefillCount() float64 {
+	if x != nil {
+		return x.PrefillCount
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetInferenceSecondsSum() float64 {
+	if x != nil {
+		return x.InferenceSecondsSum
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetInferenceCount() float64 {
+	if x != nil {
+		return x.InferenceCount
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetPromptTokensSum() float64 {
+	if x != nil {
+		return x.PromptTokensSum
+	}
+	return 0
+}
+
+func (x *LatencyTotals) GetPromptTokensCount() float64 {
+	if x != nil {
+		return x.PromptTokensCount
 	}
 	return 0
 }
@@ -1356,14 +1425,24 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x0ekv_cache_usage\x18\x06 \x01(\x01H\x00R\fkvCacheUsage\x88\x01\x01\x12/\n" +
 	"\x04lora\x18\a \x01(\v2\x1b.headroom.telemetry.v1.LoRAR\x04lora\x12>\n" +
 	"\alatency\x18\b \x01(\v2$.headroom.telemetry.v1.LatencyTotalsR\alatencyB\x11\n" +
-	"\x0f_kv_cache_usage\"\xa1\x01\n" +
+	"\x0f_kv_cache_usage\"\xfc\x03\n" +
 	"\rLatencyTotals\x12(\n" +
 	"\x10ttft_seconds_sum\x18\x01 \x01(\x01R\x0ettftSecondsSum\x12\x1d\n" +
 	"\n" +
 	"ttft_count\x18\x02 \x01(\x01R\tttftCount\x12(\n" +
 	"\x10tpot_seconds_sum\x18\x03 \x01(\x01R\x0etpotSecondsSum\x12\x1d\n" +
 	"\n" +
-	"tpot_count\x18\x04 \x01(\x01R\ttpotCount\"]\n" +
+	"tpot_count\x18\x04 \x01(\x01R\ttpotCount\x12*\n" +
+	"\x11queue_seconds_sum\x18\x05 \x01(\x01R\x0fqueueSecondsSum\x12\x1f\n" +
+	"\vqueue_count\x18\x06 \x01(\x01R\n" +
+	"queueCount\x12.\n" +
+	"\x13prefill_seconds_sum\x18\a \x01(\x01R\x11prefillSecondsSum\x12#\n" +
+	"\rprefill_count\x18\b \x01(\x01R\fprefillCount\x122\n" +
+	"\x15inference_seconds_sum\x18\t \x01(\x01R\x13inferenceSecondsSum\x12'\n" +
+	"\x0finference_count\x18\n" +
+	" \x01(\x01R\x0einferenceCount\x12*\n" +
+	"\x11prompt_tokens_sum\x18\v \x01(\x01R\x0fpromptTokensSum\x12.\n" +
+	"\x13prompt_tokens_count\x18\f \x01(\x01R\x11promptTokensCount\"]\n" +
 	"\x04LoRA\x12\x18\n" +
 	"\arunning\x18\x01 \x03(\tR\arunning\x12\x18\n" +
 	"\awaiting\x18\x02 \x03(\tR\awaiting\x12!\n" +

@@ -185,7 +185,9 @@ func validateModelServer(ms *ModelServer, reportSample uint64) (string, error) {
 		}
 	}
 	if l := ms.GetLatency(); l != nil {
-		for _, v := range []float64{l.GetTtftSecondsSum(), l.GetTtftCount(), l.GetTpotSecondsSum(), l.GetTpotCount()} {
+		for _, v := range []float64{l.GetTtftSecondsSum(), l.GetTtftCount(), l.GetTpotSecondsSum(), l.GetTpotCount(),
+			l.GetQueueSecondsSum(), l.GetQueueCount(), l.GetPrefillSecondsSum(), l.GetPrefillCount(),
+			l.GetInferenceSecondsSum(), l.GetInferenceCount(), l.GetPromptTokensSum(), l.GetPromptTokensCount()} {
 			if !finite(v) || v < 0 {
 				return "latency", fmt.Errorf("latency totals must be finite and non-negative, got %v", v)
 			}

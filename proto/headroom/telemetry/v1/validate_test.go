@@ -52,6 +52,9 @@ func TestValidateQuarantinesPods(t *testing.T) {
 		{"latency infinite", func(p *Pod, _ *NodeReport) {
 			p.ModelServer.Latency = &LatencyTotals{TpotSecondsSum: math.Inf(1)}
 		}, "latency"},
+		{"stage total negative", func(p *Pod, _ *NodeReport) {
+			p.ModelServer.Latency = &LatencyTotals{TtftCount: 3, PrefillCount: -1}
+		}, "latency"},
 		{"LoRA list at the cap", func(p *Pod, _ *NodeReport) {
 			p.ModelServer.Lora = &LoRA{Running: names(MaxLoRAAdapters, "a"), Waiting: names(MaxLoRAAdapters, "b")}
 		}, ""},
