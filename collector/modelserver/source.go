@@ -217,8 +217,12 @@ func (s *Source) enrich(_ context.Context, snap *snapshot.Snapshot) (snapshot.Pa
 	var pods []snapshot.Pod
 	if snap.Attribution != nil {
 		pods = snap.Attribution.Pods
+		s.scraper.setTargets(s.pods.specs(pods, s.standalone))
 	}
-	s.scraper.setTargets(s.pods.specs(pods, s.standalone))
+	// With no attribution this sample (the pods collector failed or missed
+	// its deadline; or there is none, and the standalone endpoints were set
+	// at start), the targets stay as they are: dropping them would lose
+	// every pod's last reading to a fault of another collector.
 	if snap.Attribution == nil && len(s.standalone) == 0 {
 		return nil, nil // no pods to read for
 	}

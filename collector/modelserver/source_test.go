@@ -115,6 +115,19 @@ func TestSourceKubernetesPods(t *testing.T) {
 		t.Fatalf("attached readings: a=%+v b=%+v", a, b)
 	}
 
+	// A sample without attribution (the pods collector failed) keeps the
+	// targets and their readings: b's server hangs from now on, and its
+	// last reading must survive.
+	sg.mode.Store(modeHang)
+	enrich(t, s, &snapshot.Snapshot{})
+	for tb := waitUpdate(t, s); tb["ub"] != nil && !tb["ub"].Stale(); tb = waitUpdate(t, s) {
+	}
+	snap = podsNow(true)
+	apply(snap)
+	if b := snap.Attribution.Pods[1].ModelServer; b == nil || b.Stats.Waiting != 7 {
+		t.Fatalf("after a sample without attribution, b's reading is %+v, want its last one (waiting 7)", b)
+	}
+
 	apply(podsNow(false))
 	for tb := waitUpdate(t, s); tb["ub"] != nil; tb = waitUpdate(t, s) {
 	}
