@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -49,12 +48,8 @@ func New(opts Options, logger *slog.Logger) (*Picker, error) {
 	if err != nil {
 		return nil, err
 	}
-	srvOpts := append(ingest.GRPCOptions(opts.MaxReportBytes),
-		// Agents keep streams open for days: allow their keepalives.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		// Notice an agent that vanished without closing (its node died):
-		// its node stops counting as connected within a minute.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
+	// The report size limit and keepalives that match the agents'.
+	srvOpts := ingest.GRPCOptions(opts.MaxReportBytes)
 	if opts.Auth != AuthInsecure {
 		cfg, err := serverTLS(opts, logger)
 		if err != nil {

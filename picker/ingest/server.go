@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -50,12 +51,22 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // Store returns the node store.
 func (s *Server) Store() *Store { return s.store }
 
-// GRPCOptions are the server options ingest needs: the report size limit.
+// GRPCOptions are the server options ingest needs: the report size limit
+// and keepalives that match the agents'. Agents keep streams open for
+// days and ping every 30 s when a stream is quiet; gRPC's default policy
+// (no pings more often than every 5 minutes) would answer those pings with
+// GOAWAY "too_many_pings" after three of them and make every idle agent
+// reconnect. The server pings too, so an agent that vanished without
+// closing (its node died) stops counting as connected within a minute.
 func GRPCOptions(maxReportBytes int) []grpc.ServerOption {
 	if maxReportBytes <= 0 {
 		maxReportBytes = DefaultMaxReportBytes
 	}
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(maxReportBytes)}
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxReportBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
 }
 
 // maxFutureSkew is how far ahead of the picker's clock a report's sample
