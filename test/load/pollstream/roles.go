@@ -79,11 +79,21 @@ func servers(n int, bodyFile string) error {
 		}))
 	}()
 	fmt.Println(stats.Addr().String())
+	// Each server on its own loopback IP and all on one port, as the pods
+	// of an InferencePool (the EPP mode needs that; the others do not care).
+	first, err := net.Listen("tcp", "127.0.1.1:0")
+	if err != nil {
+		return err
+	}
+	port := first.Addr().(*net.TCPAddr).Port
 	addrs := make([]string, n)
 	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
+		ln := first
+		if i > 0 {
+			ip := net.IPv4(127, 0, byte(1+(i+1)/250), byte(1+(i+1)%250))
+			if ln, err = net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port))); err != nil {
+				return err
+			}
 		}
 		addrs[i] = ln.Addr().String()
 		go func() { _ = http.Serve(ln, h) }()
