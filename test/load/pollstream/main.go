@@ -9,8 +9,11 @@
 //     stream one report per node to the picker's ingest.
 //
 // The model servers run in a third process serving a captured vLLM
-// exposition (86 KB, histograms included), so their cost is counted in
-// neither. It prints each side's CPU, in cores, and the ratios.
+// exposition (-body; 86 KB of real vLLM by default, histograms included),
+// so their cost is counted in neither. With -epp the real GIE endpoint
+// picker polls the same servers too (each on its own loopback IP, one
+// port, as an InferencePool's pods; envtest holds the pool). It prints
+// each side's CPU, in cores, and the ratios.
 //
 //	go run ./test/load/pollstream -pods 100 -period 50ms
 package main
@@ -29,6 +32,10 @@ type options struct {
 	period            time.Duration
 	duration, warmup  time.Duration
 	body              string
+	bodySize          int
+	// epp, when set, is the GIE endpoint picker binary, run against the
+	// same servers on an envtest control plane (assets) and measured too.
+	epp, assets string
 }
 
 func main() {
@@ -47,7 +54,12 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "measured phase of each mode")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured phase before each")
 	fs.StringVar(&o.body, "body", "collector/modelserver/testdata/vllm.prom", "exposition the model servers serve")
+	fs.StringVar(&o.epp, "epp", "", "also run the real GIE endpoint picker (make reference-tools: .cache/reference/epp) against the same servers and measure its CPU")
+	fs.StringVar(&o.assets, "envtest-assets", ".cache/envtest", "kube-apiserver and etcd for the EPP's control plane (make envtest-assets)")
 	_ = fs.Parse(os.Args[1:])
+	if st, err := os.Stat(o.body); err == nil {
+		o.bodySize = int(st.Size())
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "pollstream:", err)
 		os.Exit(1)

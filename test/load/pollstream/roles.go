@@ -79,17 +79,35 @@ func servers(n int, bodyFile string) error {
 		}))
 	}()
 	fmt.Println(stats.Addr().String())
+	// Each server on its own loopback IP and all on one port, as the pods
+	// of an InferencePool (the EPP mode needs that; the others do not care).
+	first, err := net.Listen("tcp", net.JoinHostPort(podIP(0).String(), "0"))
+	if err != nil {
+		return err
+	}
+	port := first.Addr().(*net.TCPAddr).Port
 	addrs := make([]string, n)
 	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
+		ln := first
+		if i > 0 {
+			if ln, err = net.Listen("tcp", net.JoinHostPort(podIP(i).String(), strconv.Itoa(port))); err != nil {
+				return err
+			}
 		}
 		addrs[i] = ln.Addr().String()
 		go func() { _ = http.Serve(ln, h) }()
 	}
 	fmt.Println(strings.Join(addrs, ","))
 	select {}
+}
+
+// podIP is server i's loopback address: 127.0.1.1 for the first, then
+// 127.0.1.3 onwards, 250 to a /24.
+func podIP(i int) net.IP {
+	if i == 0 {
+		return net.IPv4(127, 0, 1, 1)
+	}
+	return net.IPv4(127, 0, byte(1+(i+1)/250), byte(1+(i+1)%250))
 }
 
 // pollFull scrapes every target each period and parses the whole body,

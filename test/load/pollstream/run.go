@@ -41,19 +41,11 @@ func (p *proc) cpu() float64 {
 // cores measures the CPU of procs over d, after warmup, in cores, and
 // the rate of served scrapes.
 func cores(o options, served func() float64, procs ...*proc) ([]float64, float64) {
-	time.Sleep(o.warmup)
-	before := make([]float64, len(procs))
+	cpus := make([]func() float64, len(procs))
 	for i, p := range procs {
-		before[i] = p.cpu()
+		cpus[i] = p.cpu
 	}
-	s0, t0 := served(), time.Now()
-	time.Sleep(o.duration)
-	secs := time.Since(t0).Seconds()
-	out := make([]float64, len(procs))
-	for i, p := range procs {
-		out[i] = (p.cpu() - before[i]) / secs
-	}
-	return out, (served() - s0) / secs
+	return measure(o, served, cpus...)
 }
 
 func fetchNumber(url string) float64 {
@@ -106,6 +98,13 @@ func run(o options) error {
 		res[mode], res[mode+"/rate"] = c[0], rate
 		p.stop()
 	}
+	if o.epp != "" {
+		c, rate, err := eppCores(o, strings.Split(addrs, ","), served)
+		if err != nil {
+			return fmt.Errorf("epp: %w", err)
+		}
+		res["epp"], res["epp/rate"] = c, rate
+	}
 	gp, _ := loadutil.FreePort()
 	mp, _ := loadutil.FreePort()
 	pickerAddr, metricsAddr := "127.0.0.1:"+strconv.Itoa(gp), "127.0.0.1:"+strconv.Itoa(mp)
@@ -128,11 +127,14 @@ func run(o options) error {
 
 func print(o options, r map[string]float64) {
 	nodes := (o.pods + o.podsPerNode - 1) / o.podsPerNode
-	fmt.Printf("%d vLLM pods (86 KB /metrics each), every pod read every %s; %s measured per mode\n\n", o.pods, o.period, o.duration)
+	fmt.Printf("%d vLLM pods (%s, %d bytes each), every pod read every %s; %s measured per mode\n\n", o.pods, o.body, o.bodySize, o.period, o.duration)
 	want := float64(o.pods) / o.period.Seconds()
 	fmt.Printf("  %-52s %8s %18s\n", "mode", "cores", "scrapes/s served")
 	fmt.Printf("  %-52s %8.3f %9.0f of %.0f\n", "poll, whole body parsed (as the EPP does), picker", r["poll-full"], r["poll-full/rate"], want)
 	fmt.Printf("  %-52s %8.3f %9.0f of %.0f\n", "poll, headroom's filtered parser, picker", r["poll-filtered"], r["poll-filtered/rate"], want)
+	if o.epp != "" {
+		fmt.Printf("  %-52s %8.3f %9.0f of %.0f\n", "poll: the real GIE EPP (its process, from /proc)", r["epp"], r["epp/rate"], want)
+	}
 	fmt.Printf("  %-52s %8.3f\n", "stream: picker ingest", r["picker"])
 	fmt.Printf("  %-52s %8.3f %9.0f of %.0f\n", fmt.Sprintf("stream: %d node agents' scraping, summed", nodes), r["agents"], r["agents/rate"], want)
 	fmt.Printf("\n  CPU per scrape: EPP way %.0f µs, filtered %.0f µs (a poller that cannot keep up is short by the missing scrapes)\n",
@@ -140,4 +142,8 @@ func print(o options, r map[string]float64) {
 	fmt.Printf("  picker CPU, poll (EPP way) / stream:      %6.1fx\n", r["poll-full"]/r["picker"])
 	fmt.Printf("  picker CPU, poll (filtered) / stream:     %6.1fx\n", r["poll-filtered"]/r["picker"])
 	fmt.Printf("  all CPU, poll (EPP way) / stream total:   %6.1fx\n", r["poll-full"]/(r["picker"]+r["agents"]))
+	if o.epp != "" {
+		fmt.Printf("  picker CPU / real EPP CPU:                %8.4f (1/%.0f)\n", r["picker"]/r["epp"], r["epp"]/r["picker"])
+		fmt.Printf("  (agents + picker) CPU / real EPP CPU:     %8.4f (1/%.1f)\n", (r["picker"]+r["agents"])/r["epp"], r["epp"]/(r["picker"]+r["agents"]))
+	}
 }
