@@ -5,7 +5,6 @@ package energy_test
 import (
 	"context"
 	"math"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +16,12 @@ import (
 	"github.com/headroom-dev/headroom/snapshot"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) step(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // rig samples a simulated H100 server with the real nvml source and runs
 // the energy step over each snapshot, the pods' join played by owners
 // (PID → namespace/pod/container) and a token counter per pod.
 type rig struct {
 	sim    *gpusim.Server
-	clk    *clock
+	clk    *testutil.Clock
 	nvml   *nvml.Source
 	energy *energy.Source
 	owners map[uint32][3]string
@@ -43,8 +30,8 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	sim, err := gpusim.New(gpusim.Options{Profile: "dgxh100", Seed: 7, Clock: clk.now})
+	clk := testutil.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	sim, err := gpusim.New(gpusim.Options{Profile: "dgxh100", Seed: 7, Clock: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +48,7 @@ func (r *rig) sample(t *testing.T) *snapshot.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &snapshot.Snapshot{Node: "n", Time: r.clk.now()}
+	s := &snapshot.Snapshot{Node: "n", Time: r.clk.Now()}
 	rd.Own(s)
 	pods := map[string]*snapshot.Pod{}
 	for gi := range s.GPUs {
@@ -118,7 +105,7 @@ func TestAttributionByHand(t *testing.T) {
 	if len(first.Energy.Containers) != 0 || len(first.Energy.PerOutputToken) != 0 {
 		t.Fatalf("the first sample only sets baselines, got %+v", first.Energy)
 	}
-	r.clk.step(10 * time.Second)
+	r.clk.Add(10 * time.Second)
 	r.tokens["a"] = 1500
 	s := r.sample(t)
 
@@ -157,11 +144,11 @@ func TestAttributionByHand(t *testing.T) {
 
 	// Ten more seconds with no new token: the ratio stands, and the energy
 	// is carried to the next tokens (twice the energy over 500 tokens).
-	r.clk.step(10 * time.Second)
+	r.clk.Add(10 * time.Second)
 	if s := r.sample(t); !near(s.Energy.PerOutputToken[0].Joules, 3.584) {
 		t.Errorf("with no new token the ratio moved: %+v", s.Energy.PerOutputToken)
 	}
-	r.clk.step(10 * time.Second)
+	r.clk.Add(10 * time.Second)
 	r.tokens["a"] = 2000
 	if s := r.sample(t); !near(s.Energy.PerOutputToken[0].Joules, 2*3.584) {
 		t.Errorf("per output token = %+v, want 20 s of pod a's energy over 500 tokens (7.168 J)", s.Energy.PerOutputToken)

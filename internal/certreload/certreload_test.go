@@ -3,36 +3,24 @@ package certreload
 import (
 	"crypto/tls"
 	"os"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 
 	"github.com/headroom-dev/headroom/internal/testpki"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // counted returns a reloader over dir's files whose loads are counted.
-func counted(t *testing.T, certFile, keyFile string) (*Reloader, *clock, *int) {
+func counted(t *testing.T, certFile, keyFile string) (*Reloader, *testutil.Clock, *int) {
 	t.Helper()
 	r, err := New(certFile, keyFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := testutil.NewClock(time.Unix(1_800_000_000, 0))
 	loads := new(int)
-	r.now, r.checked = c.now, c.now()
+	r.now, r.checked = c.Now, c.Now()
 	r.load = func(cf, kf string) (tls.Certificate, error) { *loads++; return tls.LoadX509KeyPair(cf, kf) }
 	return r, c, loads
 }
@@ -53,7 +41,7 @@ func TestLoadsOnceAndReloadsOnChange(t *testing.T) {
 	r, c, loads := counted(t, certFile, keyFile)
 	first, _ := r.GetCertificate(nil)
 	for range 1000 {
-		c.add(10 * time.Millisecond) // ten seconds of handshakes
+		c.Add(10 * time.Millisecond) // ten seconds of handshakes
 		if got, err := r.GetCertificate(nil); err != nil || got != first {
 			t.Fatalf("handshake got %v, %v; want the loaded pair", got, err)
 		}
@@ -65,7 +53,7 @@ func TestLoadsOnceAndReloadsOnChange(t *testing.T) {
 	// A rotation: a new pair written over the files.
 	time.Sleep(10 * time.Millisecond) // a distinct modification time
 	testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
-	c.add(DefaultCheckEvery)
+	c.Add(DefaultCheckEvery)
 	rotated, _ := r.GetCertificate(nil)
 	if *loads != 1 || serialOf(t, rotated) == serialOf(t, first) {
 		t.Fatalf("after a rotation: %d loads, serial %s (was %s)", *loads, serialOf(t, rotated), serialOf(t, first))
@@ -76,14 +64,14 @@ func TestLoadsOnceAndReloadsOnChange(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.add(DefaultCheckEvery)
+	c.Add(DefaultCheckEvery)
 	if got, _ := r.GetCertificate(nil); got != rotated {
 		t.Fatal("a key that does not load replaced the pair")
 	}
 	if err := os.Remove(certFile); err != nil {
 		t.Fatal(err)
 	}
-	c.add(DefaultCheckEvery)
+	c.Add(DefaultCheckEvery)
 	if got, _ := r.GetCertificate(nil); got != rotated {
 		t.Fatal("missing files replaced the pair")
 	}

@@ -4,27 +4,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/headroom-dev/headroom/internal/testutil"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newSource(path string, interval time.Duration) (*Source, *clock) {
+func newSource(path string, interval time.Duration) (*Source, *testutil.Clock) {
 	s := New(Options{Path: path, RecheckInterval: interval})
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
-	s.now = c.now
+	c := testutil.NewClock(time.Unix(1_800_000_000, 0))
+	s.now = c.Now
 	return s, c
 }
 
@@ -97,9 +86,9 @@ func TestTokenRecheckInterval(t *testing.T) {
 	s, c := newSource(path, time.Minute)
 	wantToken(t, s, "first")
 	write(t, path, "second", time.Unix(200, 0))
-	c.add(time.Minute - time.Second)
+	c.Add(time.Minute - time.Second)
 	wantToken(t, s, "first") // not checked again yet
-	c.add(time.Second)
+	c.Add(time.Second)
 	wantToken(t, s, "second")
 }
 

@@ -6,6 +6,7 @@ package testutil
 import (
 	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 )
@@ -47,3 +48,27 @@ func Until(t testing.TB, limit, every time.Duration, check func() error) {
 
 // Logger returns a logger that discards everything.
 func Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Clock is a settable clock for code that takes a now func; it is safe
+// for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock that reads t until moved.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

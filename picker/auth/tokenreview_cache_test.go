@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headroom-dev/headroom/internal/testutil"
+
 	"google.golang.org/grpc/metadata"
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,20 +76,7 @@ func withToken(token string) context.Context {
 	return metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token))
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestTokenReview(t *testing.T, r TokenReviewer, mutate func(*TokenReviewOptions)) (*TokenReview, *fakeClock) {
+func newTestTokenReview(t *testing.T, r TokenReviewer, mutate func(*TokenReviewOptions)) (*TokenReview, *testutil.Clock) {
 	t.Helper()
 	opts := DefaultTokenReviewOptions()
 	if mutate != nil {
@@ -97,8 +86,8 @@ func newTestTokenReview(t *testing.T, r TokenReviewer, mutate func(*TokenReviewO
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	tr.now = clock.now
+	clock := testutil.NewClock(time.Unix(1_800_000_000, 0))
+	tr.now = clock.Now
 	return tr, clock
 }
 
@@ -223,7 +212,7 @@ func TestTokenReviewRefusesWithoutReview(t *testing.T) {
 	for name, token := range map[string]string{
 		"not a JWT":     "opaque",
 		"no exp claim":  "e30.e30.sig",
-		"expired token": jwtWithExp(clock.now().Add(-time.Second)),
+		"expired token": jwtWithExp(clock.Now().Add(-time.Second)),
 	} {
 		if _, err := tr.Authenticate(withToken(token)); !errors.Is(err, ErrUnauthenticated) {
 			t.Errorf("%s: err %v, want ErrUnauthenticated", name, err)
@@ -260,15 +249,15 @@ func TestTokenReviewCacheLifetimes(t *testing.T) {
 				t.Fatalf("API error gave %v, want ErrUnavailable", first)
 			}
 			if tc.reuse > 0 {
-				clock.add(tc.reuse - time.Second)
+				clock.Add(tc.reuse - time.Second)
 				_, again := tr.Authenticate(withToken(tc.token))
 				if fr.count() != 1 || fmt.Sprint(again) != fmt.Sprint(first) {
 					t.Fatalf("before expiry: %d reviews, err %v (first %v)", fr.count(), again, first)
 				}
-				clock.add(time.Second)
+				clock.Add(time.Second)
 			}
 			_, after := tr.Authenticate(withToken(tc.token))
-			if exp, ok := expOf(tc.token); ok && !exp.After(clock.now()) {
+			if exp, ok := expOf(tc.token); ok && !exp.After(clock.Now()) {
 				// Past its exp the token is refused without asking.
 				if fr.count() != 1 || !errors.Is(after, ErrUnauthenticated) {
 					t.Fatalf("after exp: %d reviews, err %v; want 1 and ErrUnauthenticated", fr.count(), after)
