@@ -20,17 +20,26 @@ import (
 
 func discard() *slog.Logger { return testutil.Logger() }
 
+// loopbackOptions are a picker's options with every listener on a free
+// loopback port, one static endpoint, no drain delay, and a serving pair
+// from ca written into dir.
+func loopbackOptions(t *testing.T, mode, dir string, ca *testpki.CA) Options {
+	t.Helper()
+	o := DefaultOptions()
+	o.Name, o.IngestAddress, o.MetricsAddress, o.Auth = "picker-0", "127.0.0.1:0", "127.0.0.1:0", mode
+	o.ExtProcAddress, o.HealthAddress, o.Pool.Endpoints = "127.0.0.1:0", "127.0.0.1:0", "10.0.0.1:8000"
+	o.DrainDelay, o.ShutdownGrace = 0, time.Second
+	o.CertFile, o.KeyFile = testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
+	return o
+}
+
 // TestMTLSPickerWithAgentStreamer runs the picker process as its main does
 // (mTLS, files on disk) and the agent's real streamer against it.
 func TestMTLSPickerWithAgentStreamer(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "headroom")
 	caFile := ca.WriteCA(t, dir)
-	o := DefaultOptions()
-	o.Name, o.IngestAddress, o.MetricsAddress, o.Auth = "picker-0", "127.0.0.1:0", "127.0.0.1:0", AuthMTLS
-	o.ExtProcAddress, o.HealthAddress, o.Pool.Endpoints = "127.0.0.1:0", "127.0.0.1:0", "10.0.0.1:8000"
-	o.DrainDelay, o.ShutdownGrace = 0, time.Second
-	o.CertFile, o.KeyFile = testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
+	o := loopbackOptions(t, AuthMTLS, dir, ca)
 	o.ClientCAFile = caFile
 	p, err := New(o, discard())
 	if err != nil {
@@ -135,11 +144,7 @@ func TestOptionsValidate(t *testing.T) {
 func TestIngestKeyPairLoadedOnce(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "headroom")
-	o := DefaultOptions()
-	o.Name, o.IngestAddress, o.MetricsAddress, o.Auth = "picker-0", "127.0.0.1:0", "127.0.0.1:0", AuthMTLS
-	o.ExtProcAddress, o.HealthAddress, o.Pool.Endpoints = "127.0.0.1:0", "127.0.0.1:0", "10.0.0.1:8000"
-	o.DrainDelay, o.ShutdownGrace = 0, time.Second
-	o.CertFile, o.KeyFile = testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
+	o := loopbackOptions(t, AuthMTLS, dir, ca)
 	o.ClientCAFile = ca.WriteCA(t, dir)
 	p, err := New(o, discard())
 	if err != nil {

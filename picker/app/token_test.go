@@ -52,11 +52,7 @@ func TestTokenAuthWithRealAPIServer(t *testing.T) {
 
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "picker-serving")
-	o := DefaultOptions()
-	o.Name, o.IngestAddress, o.MetricsAddress, o.Auth = "picker-0", "127.0.0.1:0", "127.0.0.1:0", AuthToken
-	o.ExtProcAddress, o.HealthAddress, o.Pool.Endpoints = "127.0.0.1:0", "127.0.0.1:0", "10.0.0.1:8000"
-	o.DrainDelay, o.ShutdownGrace = 0, time.Second
-	o.CertFile, o.KeyFile = testpki.WriteFiles(t, dir, "picker", ca.Server(t, "127.0.0.1"))
+	o := loopbackOptions(t, AuthToken, dir, ca)
 	o.Kubeconfig = testenv.Kubeconfig(t, cfg)
 	o.Token.ServiceAccounts = []string{"headroom/agent"}
 	p, err := New(o, discard())
