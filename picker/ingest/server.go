@@ -54,8 +54,8 @@ func (s *Server) Store() *Store { return s.store }
 // GRPCOptions are the server options ingest needs: the report size limit
 // and keepalives that match the agents'. Agents keep streams open for
 // days and ping every 30 s when a stream is quiet; gRPC's default policy
-// (no pings more often than every 5 minutes) would answer those pings with
-// GOAWAY "too_many_pings" after three of them and make every idle agent
+// (no pings more often than every 5 minutes) would answer the fourth with
+// GOAWAY "too_many_pings" and make every quiet agent
 // reconnect. The server pings too, so an agent that vanished without
 // closing (its node died) stops counting as connected within a minute.
 func GRPCOptions(maxReportBytes int) []grpc.ServerOption {
