@@ -185,7 +185,7 @@ func pod(p *snapshot.Pod, ms *snapshot.ModelServer) *telemetryv1.Pod {
 		Port: uint32(p.Port), GpuUuids: p.GPUs[:min(len(p.GPUs), telemetryv1.MaxGPUsPerPod)],
 	}
 	if ms != nil {
-		out.ModelServer = modelServer(ms)
+		out.ModelServer = ModelServer(ms)
 	}
 	if len(p.MIG) > 0 {
 		out.MigUuids = p.MIG[:min(len(p.MIG), telemetryv1.MaxGPUsPerPod)]
@@ -193,7 +193,10 @@ func pod(p *snapshot.Pod, ms *snapshot.ModelServer) *telemetryv1.Pod {
 	return out
 }
 
-func modelServer(ms *snapshot.ModelServer) *telemetryv1.ModelServer {
+// ModelServer is a model-server reading as the report carries it:
+// impossible counts and ratios left out, latency totals only when sound.
+// The picker uses it for the servers it reads itself.
+func ModelServer(ms *snapshot.ModelServer) *telemetryv1.ModelServer {
 	out := &telemetryv1.ModelServer{
 		Engine:             ms.Engine,
 		SampleTimeUnixNano: unixNano(ms.SampleTime),

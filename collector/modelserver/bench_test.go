@@ -91,13 +91,13 @@ func BenchmarkScrape(b *testing.B) {
 			b.Run(f+"/"+mode, func(b *testing.B) {
 				s := newScraper(5*time.Second, testutil.Logger())
 				defer s.client.CloseIdleConnections()
-				t := &target{targetSpec: targetSpec{key: "k", url: url, engine: VLLM}, parser: newParser()}
+				t := &target{targetSpec: targetSpec{key: "k", url: url, engine: VLLM}, reader: NewReader(s.client)}
 				ctx := context.Background()
 				b.ReportAllocs()
 				for b.Loop() {
 					var err error
 					if mode == "scan" {
-						_, err = s.fetch(ctx, t)
+						_, err = t.reader.Read(ctx, t.url, t.engine)
 					} else {
 						err = fetchReference(ctx, s, t)
 					}
@@ -122,10 +122,11 @@ func fetchReference(ctx context.Context, s *scraper, t *target) error {
 		return err
 	}
 	defer resp.Body.Close()
-	t.buf.Reset()
-	if _, err := t.buf.ReadFrom(io.LimitReader(resp.Body, MaxBodyBytes+1)); err != nil {
+	buf := &t.reader.buf
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxBodyBytes+1)); err != nil {
 		return err
 	}
-	_, err = referenceParse(t.engine, t.buf.Bytes())
+	_, err = referenceParse(t.engine, buf.Bytes())
 	return err
 }

@@ -139,14 +139,6 @@ type parser struct {
 
 func newParser() *parser { return &parser{want: map[Engine][]string{}} }
 
-// Parse extracts an engine's stats from one metrics response body, as the
-// agent's scrapes do (contentType selects protobuf or text). It is for
-// readers outside the agent, such as the picker reading a server whose
-// node agent is gone; each call allocates its own parser.
-func Parse(e Engine, body []byte, contentType string) (snapshot.ModelServerStats, error) {
-	return newParser().parse(e, body, contentType)
-}
-
 // parse extracts an engine's stats from a response body. contentType
 // selects the decoder: delimited protobuf when the server sent it,
 // otherwise the line scanner (Prometheus text and OpenMetrics 1.0, whose

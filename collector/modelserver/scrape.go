@@ -1,14 +1,11 @@
 package modelserver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -37,15 +34,14 @@ type targetSpec struct {
 	engine   Engine
 }
 
-// target is one scraped endpoint. Its parser and buffer belong to the
+// target is one scraped endpoint. Its reader (parser and buffer) belongs to the
 // scrape in flight; inFlight guarantees there is at most one.
 type target struct {
 	targetSpec
 	inFlight atomic.Bool
 	// reading is the newest reading; nil before the first scrape ends.
 	reading atomic.Pointer[snapshot.ModelServer]
-	parser  *parser
-	buf     bytes.Buffer
+	reader  *Reader
 	// dropped counts the values left out since the target was added, by
 	// reason (dropReason.String()); replaced, never modified, when it
 	// grows, as readings share it.
@@ -74,22 +70,7 @@ type scraper struct {
 }
 
 func newScraper(timeout time.Duration, logger *slog.Logger) *scraper {
-	tr := &http.Transport{
-		Proxy:               nil, // pod IPs: never through a proxy
-		DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     90 * time.Second,
-		// Node-local traffic: compressing costs both ends CPU for nothing.
-		DisableCompression: true,
-	}
-	client := &http.Client{
-		Transport: tr,
-		// A pod may answer with a redirect to any URL the node can reach
-		// (the API server, a cloud metadata endpoint, another tenant's
-		// pod): the agent reads only the address it derived itself.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	client := NewClient(timeout, nil)
 	s := &scraper{client: client, timeout: timeout, logger: logger, updated: make(chan struct{}, 1), added: make(chan struct{}, 1)}
 	empty := Table{}
 	s.latest.Store(&empty)
@@ -115,7 +96,7 @@ func (s *scraper) setTargets(specs []targetSpec) bool {
 			continue
 		}
 		changed = true
-		next = append(next, &target{targetSpec: sp, parser: newParser()})
+		next = append(next, &target{targetSpec: sp, reader: NewReader(s.client)})
 	}
 	if changed {
 		s.targets = next
@@ -203,8 +184,7 @@ func (s *scraper) round(ctx context.Context) int {
 // scrapeOne fetches and parses one target and stores its new reading. A
 // failure keeps the last good stats and sample time and marks it stale.
 func (s *scraper) scrapeOne(ctx context.Context, t *target) {
-	t.parser.dropped = dropCounts{}
-	stats, err := s.fetch(ctx, t)
+	stats, err := t.reader.Read(ctx, t.url, t.engine)
 	now := time.Now()
 	s.countDrops(t)
 	prev := t.reading.Load()
@@ -234,7 +214,7 @@ func (s *scraper) scrapeOne(ctx context.Context, t *target) {
 // countDrops adds the values the last parse left out to the target's
 // counts, logging each reason the first time it shows.
 func (s *scraper) countDrops(t *target) {
-	d := &t.parser.dropped
+	d := &t.reader.parser.dropped
 	if !d.any() {
 		return
 	}
@@ -253,48 +233,6 @@ func (s *scraper) countDrops(t *target) {
 		}
 	}
 	t.dropped = next
-}
-
-// fetch GETs a target's metrics into its buffer and parses them.
-func (s *scraper) fetch(ctx context.Context, t *target) (snapshot.ModelServerStats, error) {
-	var none snapshot.ModelServerStats
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
-	if err != nil {
-		return none, fmt.Errorf("request: %w", err)
-	}
-	req.Header.Set("Accept", acceptHeader)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return none, fmt.Errorf("get: %w", unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		if loc := resp.Header.Get("Location"); loc != "" {
-			// The target is not logged with the Location: it is the
-			// pod's to choose, and may hold anything.
-			return none, fmt.Errorf("get: status %s: redirects are not followed", resp.Status)
-		}
-		return none, fmt.Errorf("get: status %s", resp.Status)
-	}
-	if resp.ContentLength > MaxBodyBytes {
-		return none, ErrBodyTooLarge
-	}
-	t.buf.Reset()
-	if _, err := t.buf.ReadFrom(io.LimitReader(resp.Body, MaxBodyBytes+1)); err != nil {
-		return none, fmt.Errorf("read body: %w", err)
-	}
-	defer t.shrink()
-	if t.buf.Len() > MaxBodyBytes {
-		return none, ErrBodyTooLarge
-	}
-	return t.parser.parse(t.engine, t.buf.Bytes(), resp.Header.Get("Content-Type"))
-}
-
-// shrink lets go of a buffer grown by an unusually large body.
-func (t *target) shrink() {
-	if t.buf.Cap() > 1<<20 {
-		t.buf = bytes.Buffer{}
-	}
 }
 
 // unwrapURL drops url.Error's repetition of method and URL (the log line

@@ -288,12 +288,11 @@ func TestUpdatedSignal(t *testing.T) {
 func TestFetchErrors(t *testing.T) {
 	t.Parallel()
 	s := testScraper(t, time.Second)
-	tg := &target{targetSpec: targetSpec{key: "k", url: "http://127.0.0.1:1/metrics", engine: VLLM}, parser: newParser()}
-	if _, err := s.fetch(context.Background(), tg); err == nil {
+	r := NewReader(s.client)
+	if _, err := r.Read(context.Background(), "http://127.0.0.1:1/metrics", VLLM); err == nil {
 		t.Error("connection refused: no error")
 	}
-	tg.url = "::not a url"
-	if _, err := s.fetch(context.Background(), tg); err == nil || errors.Is(err, ErrNoMetrics) {
+	if _, err := r.Read(context.Background(), "::not a url", VLLM); err == nil || errors.Is(err, ErrNoMetrics) {
 		t.Errorf("bad URL: %v", err)
 	}
 }

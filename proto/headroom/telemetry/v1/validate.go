@@ -174,6 +174,13 @@ func validatePod(p *Pod, reportSample uint64) (string, error) {
 	return "", nil
 }
 
+// ValidateModelServer checks one model-server reading as the ingest checks
+// a report's (notSampledAfter bounds its sample time, as a report's own
+// sample time does); reason names the part that failed.
+func ValidateModelServer(ms *ModelServer, notSampledAfter uint64) (reason string, err error) {
+	return validateModelServer(ms, notSampledAfter)
+}
+
 func validateModelServer(ms *ModelServer, reportSample uint64) (string, error) {
 	if t := ms.GetSampleTimeUnixNano(); t > reportSample {
 		// The agent stamps its report with its newest reading's time.
