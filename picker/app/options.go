@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/picker/auth"
+	"github.com/headroom-dev/headroom/picker/direct"
 	"github.com/headroom-dev/headroom/picker/extproc"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	"github.com/headroom-dev/headroom/picker/pool"
@@ -54,6 +55,9 @@ type Options struct {
 	ExtProcTLS ExtProcTLS
 	// Pool names the endpoints: an InferencePool or a static list.
 	Pool pool.Options
+	// Direct is the fallback that reads the model servers of endpoints
+	// without a fresh agent report.
+	Direct direct.Options
 	// ScoringConfig is a scoring configuration file (empty: defaults).
 	ScoringConfig string
 	// ViewRefresh bounds how old the telemetry the request path sees is.
@@ -70,7 +74,7 @@ func DefaultOptions() Options {
 	return Options{
 		Name: host, IngestAddress: ":9004", MetricsAddress: ":9090", Auth: AuthToken,
 		Token: auth.DefaultTokenReviewOptions(), TTLIntervals: 3, MaxReportBytes: ingest.DefaultMaxReportBytes, LogLevel: "info",
-		ExtProcAddress: ":9002", HealthAddress: ":9003", ExtProc: extproc.DefaultOptions(), ExtProcTLS: DefaultExtProcTLS(), Pool: pool.DefaultOptions(),
+		ExtProcAddress: ":9002", HealthAddress: ":9003", ExtProc: extproc.DefaultOptions(), ExtProcTLS: DefaultExtProcTLS(), Pool: pool.DefaultOptions(), Direct: direct.DefaultOptions(),
 		ViewRefresh: 20 * time.Millisecond, DrainDelay: 5 * time.Second, ShutdownGrace: 20 * time.Second,
 	}
 }
@@ -98,6 +102,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	o.ExtProc.AddFlags(fs)
 	o.ExtProcTLS.AddFlags(fs)
 	o.Pool.AddFlags(fs)
+	o.Direct.AddFlags(fs)
 }
 
 // Validate checks the options and lists every problem.
@@ -145,6 +150,9 @@ func (o *Options) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := o.Pool.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.Direct.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.ViewRefresh < time.Millisecond || o.ViewRefresh > time.Second {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/headroom-dev/headroom/internal/servingcert"
+	"github.com/headroom-dev/headroom/picker/direct"
 	"github.com/headroom-dev/headroom/picker/extproc"
 	"github.com/headroom-dev/headroom/picker/ingest"
 	"github.com/headroom-dev/headroom/picker/pool"
@@ -33,13 +34,16 @@ type routing struct {
 	objectives *pool.Objectives
 	targets    atomic.Pointer[[]store.Target]
 	refresher  *store.Refresher
-	changed    chan struct{}
-	router     *router
-	ext        *grpc.Server
-	health     *health.Server
-	healthSrv  *grpc.Server
-	extLn      net.Listener
-	healthLn   net.Listener
+	// direct reads the servers of endpoints without a fresh report; nil
+	// when --direct-scrape.enabled=false.
+	direct    *direct.Scraper
+	changed   chan struct{}
+	router    *router
+	ext       *grpc.Server
+	health    *health.Server
+	healthSrv *grpc.Server
+	extLn     net.Listener
+	healthLn  net.Listener
 	// cert is the ext_proc serving certificate kept current; nil when
 	// plaintext.
 	cert           *servingcert.Source
@@ -73,6 +77,12 @@ func newRouting(o Options, nodes *ingest.Store, reg *prometheus.Registry, logger
 	r := &routing{source: src, changed: make(chan struct{}, 1), logger: logger}
 	r.setTargets(src.Endpoints())
 	r.refresher = store.NewRefresher(func() []store.Target { return *r.targets.Load() }, nodes, o.ViewRefresh)
+	if o.Direct.Enabled {
+		m := direct.NewMetrics()
+		reg.MustRegister(m)
+		r.direct = direct.New(o.Direct, r.refresher.Current, m, logger.With("component", "direct-scrape"))
+		r.refresher.SetDirect(r.direct)
+	}
 	r.router = &router{views: r.refresher, picker: picker, n: o.ExtProc.FallbackEndpoints, metrics: newRouteMetrics(), now: time.Now}
 	reg.MustRegister(r.router.metrics, inflightCollector{targets: func() []store.Target { return *r.targets.Load() }, tracker: picker.Tracker()})
 	var extOpts []extproc.ServerOption
@@ -132,6 +142,9 @@ func (r *routing) run(ctx context.Context, errc chan<- error) {
 	}
 	go r.follow(ctx)
 	go r.refresher.Run(ctx, r.changed)
+	if r.direct != nil {
+		go r.direct.Run(ctx)
+	}
 	if r.cert != nil {
 		go r.cert.Run(ctx, r.reloadInterval)
 	}

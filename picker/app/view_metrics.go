@@ -15,7 +15,7 @@ type viewMetrics struct {
 
 func newViewMetrics(current func() *store.View) *viewMetrics {
 	return &viewMetrics{current: current, desc: prometheus.NewDesc("headroom_picker_endpoints",
-		"Endpoints of the pool by their telemetry: fresh, stale (the node's report is past its TTL), none (no report names the pod) or refused (reports name its IP, but none can be its pod's: another node's, another pod UID's, or two nodes claiming it).",
+		"Endpoints of the pool by their telemetry: fresh, direct (no fresh report, but the picker reads the model server itself), stale (the node's report is past its TTL), none (no report names the pod) or refused (reports name its IP, but none can be its pod's: another node's, another pod UID's, or two nodes claiming it).",
 		[]string{"telemetry"}, nil)}
 }
 
@@ -24,9 +24,11 @@ func (m *viewMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.desc }
 
 // Collect implements prometheus.Collector.
 func (m *viewMetrics) Collect(ch chan<- prometheus.Metric) {
-	var fresh, stale, none, refused float64
+	var fresh, direct, stale, none, refused float64
 	for _, e := range m.current().Endpoints {
 		switch {
+		case e.Direct != nil:
+			direct++
 		case e.Refused:
 			refused++
 		case e.Pod == nil:
@@ -37,7 +39,7 @@ func (m *viewMetrics) Collect(ch chan<- prometheus.Metric) {
 			fresh++
 		}
 	}
-	for state, n := range map[string]float64{"fresh": fresh, "stale": stale, "none": none, "refused": refused} {
+	for state, n := range map[string]float64{"fresh": fresh, "direct": direct, "stale": stale, "none": none, "refused": refused} {
 		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.GaugeValue, n, state)
 	}
 }

@@ -57,6 +57,7 @@ type rate struct {
 	full atomic.Bool
 
 	last     *telemetryv1.LatencyTotals
+	lastAt   uint64 // last's sample time (unix nanos; 0: unknown)
 	fit      prefillFit
 	respSvc  float64 // service time from routed responses (EWMA)
 	runMax   float64
@@ -161,10 +162,18 @@ func (r *Rates) Learn(v *store.View) {
 		e := r.get(ep.Address)
 		r.learnSlots(e, ms)
 		if cur := ms.GetLatency(); cur != nil {
+			at := ms.GetSampleTimeUnixNano()
+			if at != 0 && at <= e.lastAt {
+				// Not newer than what was learnt from: the same reading,
+				// or an agent's report older than the picker's own read
+				// of the server (picker/direct), whose totals would look
+				// like a restart.
+				continue
+			}
 			if prev := e.last; prev != nil && cur != prev {
 				r.learnStages(e, prev, cur, ms.GetWaitingRequests() == 0)
 			}
-			e.last = cur
+			e.last, e.lastAt = cur, at
 		}
 	}
 }

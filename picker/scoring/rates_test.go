@@ -15,6 +15,9 @@ import (
 type server struct {
 	lat              telemetryv1.LatencyTotals
 	waiting, running float64
+	// at is the last reading's sample time, after t0; each reading is
+	// 10 ms later than the one before.
+	at time.Duration
 }
 
 // serve adds one request of prompt tokens that held its slot svc seconds
@@ -36,6 +39,8 @@ func (s *server) reading(i int) *store.Endpoint {
 	e := ep(i)
 	e.Pod.ModelServer.Latency = proto.CloneOf(&s.lat) // a report holds a copy
 	e.Pod.ModelServer.WaitingRequests, e.Pod.ModelServer.RunningRequests = s.waiting, s.running
+	s.at += 10 * time.Millisecond
+	e.Pod.ModelServer.SampleTimeUnixNano = uint64(t0.Add(s.at).UnixNano())
 	return e
 }
 
@@ -70,7 +75,7 @@ func TestRatesLearnFromHistograms(t *testing.T) {
 	}
 
 	// A restart (totals fall) forgets, and the next readings teach again.
-	s2 := server{running: 1}
+	s2 := server{running: 1, at: s.at} // a restart's readings are newer still
 	s2.serve(100, 0.5, 9)
 	r.Learn(view([]*store.Endpoint{s2.reading(0)}))
 	if got := load(&e.service); got != 0 || e.full.Load() {
@@ -135,5 +140,33 @@ func TestPrefillFitWithoutSpread(t *testing.T) {
 	}
 	if b, c, ok := f.line(); !ok || b != 0 || !near2(c, 0.0005, 1e-9) {
 		t.Fatalf("line %v + %v·p (%v), want proportional: 0 + 0.0005·p", b, c, ok)
+	}
+}
+
+// A reading older than the last one learnt from (the agent's report
+// arriving after the picker's own read of the server, picker/direct)
+// teaches nothing and forgets nothing: its smaller totals are not a
+// restart.
+func TestRatesIgnoreOlderReading(t *testing.T) {
+	t.Parallel()
+	r := NewRates(1)
+	var s server
+	s.running = 2
+	r.Learn(view([]*store.Endpoint{s.reading(0)}))
+	older := s.reading(0) // sampled now, delivered late
+	s.serve(100, 0.1, 3)
+	r.Learn(view([]*store.Endpoint{s.reading(0)}))
+	e := r.m[older.Address]
+	if got := load(&e.service); got != 3 {
+		t.Fatalf("service %v s, want 3", got)
+	}
+	r.Learn(view([]*store.Endpoint{older}))
+	if got := load(&e.service); got != 3 {
+		t.Errorf("after an older reading: service %v s, want 3 kept (not a restart)", got)
+	}
+	s.serve(100, 0.1, 5)
+	r.Learn(view([]*store.Endpoint{s.reading(0)}))
+	if got := load(&e.service); got != 5 {
+		t.Errorf("the next newer reading: service %v s, want 5 (alpha 1)", got)
 	}
 }

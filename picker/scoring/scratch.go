@@ -18,8 +18,9 @@ type scratch struct {
 	per   [][]float64       // per scorer, per candidate
 	total []float64
 	keys  []uint64 // random tie-breakers of the ranked candidates
-	// stale counts the candidates without fresh telemetry (countStale).
-	stale int
+	// stale counts the candidates without fresh telemetry, gpuUnknown
+	// those without fresh GPU readings (countStale).
+	stale, gpuUnknown int
 	top   []int
 	pcg   rand.PCG
 }
@@ -99,8 +100,15 @@ func (s *scratch) score(r *Request, vs *viewState, idx []int32, cand []*store.En
 				per[i] = clamp01(x)
 			}
 		}
-		if s.stale > 0 && readsTelemetry(w.Scorer) {
-			meanForUnknown(per, cand)
+		switch telemetryOf(w.Scorer) {
+		case modelServerTelemetry:
+			if s.stale > 0 {
+				meanForUnknown(per, cand, isStale)
+			}
+		case gpuTelemetry:
+			if s.gpuUnknown > 0 {
+				meanForUnknown(per, cand, (*store.Endpoint).GPUUnknown)
+			}
 		}
 		wt := w.Weight
 		for i, x := range per {
@@ -109,27 +117,45 @@ func (s *scratch) score(r *Request, vs *viewState, idx []int32, cand []*store.En
 	}
 }
 
-// readsTelemetry reports whether a scorer scores from the agents'
-// reports, whose values a stale report no longer vouches for. The
-// in-flight, prefix-cache and speed scorers learn from what this replica
-// sent and saw, and keep their scores; the expected-wait scorer drains a
-// stale report's load over its age itself.
-func readsTelemetry(sc Scorer) bool {
+// telemetry is what a scorer reads of the agents' reports.
+type telemetry int
+
+const (
+	// ownTelemetry: the in-flight, prefix-cache and speed scorers learn
+	// from what this replica sent and saw and keep their scores; the
+	// expected-wait scorer drains a stale reading's load over its age
+	// itself.
+	ownTelemetry telemetry = iota
+	// modelServerTelemetry: queue, KV cache and LoRA, which the picker
+	// reads itself (picker/direct) while a node's report is stale.
+	modelServerTelemetry
+	// gpuTelemetry: VRAM, SM activity and throttling, which only the
+	// agent reads; any scorer the picker does not know counts here.
+	gpuTelemetry
+)
+
+// telemetryOf says what sc reads; the candidates for which that is not
+// fresh get the mean score of the others (meanForUnknown).
+func telemetryOf(sc Scorer) telemetry {
 	switch sc.Name() {
 	case ScorerInFlight, ScorerPrefixCache, ScorerSpeed, ScorerWait:
-		return false
+		return ownTelemetry
+	case ScorerQueue, ScorerKVCache, ScorerLoRA:
+		return modelServerTelemetry
 	}
-	return true
+	return gpuTelemetry
 }
 
-// meanForUnknown gives the candidates without fresh telemetry the mean
-// score of those with it (neither favoured nor avoided), or 1 when no
-// candidate has fresh telemetry.
-func meanForUnknown(per []float64, cand []*store.Endpoint) {
+func isStale(ep *store.Endpoint) bool { return ep.Stale }
+
+// meanForUnknown gives the candidates whose telemetry is unknown the mean
+// score of the others (neither favoured nor avoided), or 1 when no
+// candidate's is known.
+func meanForUnknown(per []float64, cand []*store.Endpoint, unknown func(*store.Endpoint) bool) {
 	var sum float64
 	var n int
 	for i, ep := range cand {
-		if !ep.Stale {
+		if !unknown(ep) {
 			sum += per[i]
 			n++
 		}
@@ -139,18 +165,22 @@ func meanForUnknown(per []float64, cand []*store.Endpoint) {
 		mean = sum / float64(n)
 	}
 	for i, ep := range cand {
-		if ep.Stale {
+		if unknown(ep) {
 			per[i] = mean
 		}
 	}
 }
 
-// countStale counts the candidates without fresh telemetry.
+// countStale counts the candidates without fresh telemetry (returned)
+// and those without fresh GPU readings.
 func (s *scratch) countStale(cand []*store.Endpoint) int {
-	s.stale = 0
+	s.stale, s.gpuUnknown = 0, 0
 	for _, ep := range cand {
 		if ep.Stale {
 			s.stale++
+		}
+		if ep.GPUUnknown() {
+			s.gpuUnknown++
 		}
 	}
 	return s.stale

@@ -37,10 +37,27 @@ type Endpoint struct {
 	// its pod's (another node's, another pod's UID, or two nodes
 	// claiming it): the endpoint has no telemetry (Stale).
 	Refused bool
+	// Direct is the picker's own reading of the model server, taken
+	// while no fresh report covers the pod (picker/direct). When set,
+	// ModelServer returns it and Stale is false, while GPUs stay the last
+	// report's (or none): only the agent reads GPUs, so the scorers that
+	// read them treat the endpoint as unknown (GPUUnknown).
+	Direct *telemetryv1.ModelServer
 }
 
-// ModelServer returns the endpoint's model-server reading, or nil.
-func (e *Endpoint) ModelServer() *telemetryv1.ModelServer { return e.Pod.GetModelServer() }
+// ModelServer returns the endpoint's model-server reading, or nil: the
+// picker's own when it has one, else the report's.
+func (e *Endpoint) ModelServer() *telemetryv1.ModelServer {
+	if e.Direct != nil {
+		return e.Direct
+	}
+	return e.Pod.GetModelServer()
+}
+
+// GPUUnknown reports whether the endpoint's GPU readings are not fresh:
+// no fresh report covers it (whether or not the picker reads its model
+// server itself).
+func (e *Endpoint) GPUUnknown() bool { return e.Stale || e.Direct != nil }
 
 // View is an immutable set of endpoints, sorted by address.
 type View struct {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/headroom-dev/headroom/picker/ingest"
+	telemetryv1 "github.com/headroom-dev/headroom/proto/headroom/telemetry/v1"
 )
 
 // Refresher keeps the current View: it rebuilds it when the pool changes,
@@ -14,6 +15,7 @@ import (
 type Refresher struct {
 	targets func() []Target
 	nodes   *ingest.Store
+	direct  DirectReadings
 	every   time.Duration
 	maxAge  time.Duration
 	now     func() time.Time
@@ -32,30 +34,72 @@ func NewRefresher(targets func() []Target, nodes *ingest.Store, every time.Durat
 	return r
 }
 
+// DirectReadings are the picker's own model-server readings, by endpoint
+// address (picker/direct).
+type DirectReadings interface {
+	// Reading returns the fresh reading of the server at address, or nil.
+	Reading(address string) *telemetryv1.ModelServer
+	// Version changes whenever the readings do.
+	Version() uint64
+}
+
+// SetDirect makes the views use d's readings for the endpoints that have
+// no fresh report. Call it before Run.
+func (r *Refresher) SetDirect(d DirectReadings) {
+	r.direct = d
+	r.rebuild()
+}
+
 // Current returns the newest view; never nil.
 func (r *Refresher) Current() *View { return r.current.Load() }
 
 func (r *Refresher) rebuild() {
-	r.current.Store(Build(r.targets(), r.nodes.Nodes(), r.now()))
+	v := Build(r.targets(), r.nodes.Nodes(), r.now())
+	if r.direct != nil {
+		applyDirect(v, r.direct)
+	}
+	r.current.Store(v)
+}
+
+// applyDirect gives each endpoint without a fresh report the picker's own
+// reading of its model server, when there is a fresh one.
+func applyDirect(v *View, d DirectReadings) {
+	for _, e := range v.Endpoints {
+		if !e.Stale {
+			continue
+		}
+		if ms := d.Reading(e.Address); ms != nil {
+			e.Direct, e.Stale = ms, false
+		}
+	}
+}
+
+// version is what a rebuild depends on besides the clock and the pool.
+func (r *Refresher) version() [2]uint64 {
+	v := [2]uint64{r.nodes.Version()}
+	if r.direct != nil {
+		v[1] = r.direct.Version()
+	}
+	return v
 }
 
 // Run rebuilds until ctx ends. poolChanged signals a new target set.
 func (r *Refresher) Run(ctx context.Context, poolChanged <-chan struct{}) {
 	t := time.NewTicker(r.every)
 	defer t.Stop()
-	seen := r.nodes.Version()
+	seen := r.version()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-poolChanged:
 		case <-t.C:
-			v := r.nodes.Version()
+			v := r.version()
 			if v == seen && r.now().Sub(r.Current().Built) < r.maxAge {
 				continue
 			}
 		}
-		seen = r.nodes.Version()
+		seen = r.version()
 		r.rebuild()
 	}
 }
