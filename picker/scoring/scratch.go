@@ -21,8 +21,8 @@ type scratch struct {
 	// stale counts the candidates without fresh telemetry, gpuUnknown
 	// those without fresh GPU readings (countStale).
 	stale, gpuUnknown int
-	top   []int
-	pcg   rand.PCG
+	top               []int
+	pcg               rand.PCG
 }
 
 // subset puts into s.a the view indices of the endpoints whose IP the
