@@ -88,6 +88,10 @@ type Options struct {
 	// ScoringConfig is a picker scoring configuration file (empty:
 	// defaults).
 	ScoringConfig string
+	// NoDirectScrape turns off the pickers' own reads of model servers
+	// without a fresh agent report (picker/direct), to measure what they
+	// add.
+	NoDirectScrape bool
 	// GatewayAddress is where the gateway listens.
 	GatewayAddress string
 	// FlushInterval is the model servers' streaming flush interval.

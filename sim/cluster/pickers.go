@@ -33,6 +33,7 @@ func (c *Cluster) startPicker(ctx context.Context, i int) (*Picker, error) {
 	o.DrainDelay, o.ShutdownGrace = 0, time.Second
 	o.Pool.Endpoints = strings.Join(c.nodeEndpoints(), ",")
 	o.ScoringConfig = c.o.ScoringConfig
+	o.Direct.Enabled = !c.o.NoDirectScrape
 	p, err := app.New(o, c.log.With("picker", o.Name))
 	if err != nil {
 		return nil, err

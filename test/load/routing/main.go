@@ -89,7 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.simBin, "llm-d-sim", filepath.Join(cache, "reference", "llm-d-inference-sim"), "the llm-d-inference-sim binary (make reference-tools)")
 	fs.StringVar(&o.assets, "envtest-assets", envOr("KUBEBUILDER_ASSETS", filepath.Join(cache, "envtest")), "kube-apiserver and etcd for the EPP's control plane (make envtest-assets)")
 	fs.StringVar(&o.logDir, "log-dir", "", "keep the EPP's and llm-d-inference-sim's output here (empty: discarded)")
-	fs.StringVar(&variants, "variants", "", "name=file,...: headroom with another scoring configuration, run as the policy headroom@name")
+	fs.StringVar(&variants, "variants", "", "name=file,...: headroom with another scoring configuration, run as the policy headroom@name; headroom@"+noDirect+" (built in) is headroom without its direct reads of servers whose agent is gone")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -105,7 +105,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	for _, p := range splitList(o.policies) {
 		base, variant, _ := strings.Cut(p, "@")
-		if !slices.Contains(cluster.Policies(), base) || (variant != "" && (base != cluster.PolicyHeadroom || o.variants[variant] == "")) {
+		if !slices.Contains(cluster.Policies(), base) || (variant != "" && (base != cluster.PolicyHeadroom || (o.variants[variant] == "" && variant != noDirect))) {
 			return o, fmt.Errorf("-policies: unknown policy %q (want one of %s, or headroom@name of -variants)", p, strings.Join(cluster.Policies(), ", "))
 		}
 	}

@@ -16,6 +16,10 @@ import (
 	"github.com/headroom-dev/headroom/sim/loadgen"
 )
 
+// noDirect is the built-in variant headroom@nodirect: the default scoring
+// without the pickers' direct reads of servers whose agent is gone.
+const noDirect = "nodirect"
+
 // key names a cell: one scenario on one simulator at one load under one
 // policy. Its runs differ by seed.
 type key struct {
@@ -130,6 +134,7 @@ func runOne(ctx context.Context, o options, refs *refs, sc scenario, k key, seed
 	policy, variant, _ := strings.Cut(k.policy, "@")
 	co.Nodes, co.Policy, co.Seed, co.SharedPort = sc.nodes, policy, seed, true
 	co.ScoringConfig = o.variants[variant]
+	co.NoDirectScrape = variant == noDirect
 	co.EPP = refs.epp
 	if k.sim == simLLMD {
 		co.Backend = refs.llmd
