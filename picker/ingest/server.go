@@ -64,6 +64,8 @@ func GRPCOptions(maxReportBytes int) []grpc.ServerOption {
 	}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxReportBytes),
+		grpc.StaticStreamWindowSize(streamWindow),
+		grpc.StaticConnWindowSize(connWindow),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
@@ -201,3 +203,16 @@ func recvStatus(err error) error {
 	}
 	return status.Error(codes.Canceled, err.Error())
 }
+
+// Static flow-control windows for the agents' streams. gRPC's default
+// estimates each connection's bandwidth-delay product with a PING for
+// data received while none is outstanding: on an agent's connection, which
+// carries one small report per interval, that is a PING and its answer
+// for almost every report (two syscalls and a wake-up on each side). A
+// report is one message read at once, so a fixed window of a few reports
+// loses nothing; it also bounds what one connection may have in flight
+// below the estimator's 16 MiB ceiling.
+const (
+	streamWindow = 256 << 10
+	connWindow   = 1 << 20
+)

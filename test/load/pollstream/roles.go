@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -147,7 +148,10 @@ func picker(grpcAddr, metricsAddr string, logger *slog.Logger) error {
 	srv := ingest.NewServer(ingest.NewStore(3, nil), auth.Insecure{}, "picker", logger)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(srv.Metrics())
-	go func() { _ = http.ListenAndServe(metricsAddr, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})) }()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // go tool pprof http://<metrics>/debug/pprof/profile
+	go func() { _ = http.ListenAndServe(metricsAddr, mux) }()
 	ln, err := net.Listen("tcp", grpcAddr)
 	if err != nil {
 		return err

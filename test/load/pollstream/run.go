@@ -48,6 +48,24 @@ func cores(o options, served func() float64, procs ...*proc) ([]float64, float64
 	return measure(o, served, cpus...)
 }
 
+// counter reads one unlabelled sample from a Prometheus text page (0 when
+// absent).
+func counter(url, name string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
+}
+
 func fetchNumber(url string) float64 {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -116,11 +134,14 @@ func run(o options) error {
 		}
 		defer p.stop()
 	}
-	if err := loadutil.WaitReady("http://"+metricsAddr, 30*time.Second); err != nil {
+	if err := loadutil.WaitReady("http://"+metricsAddr+"/metrics", 30*time.Second); err != nil {
 		return err
 	}
-	c, rate := cores(o, served, pk, ag)
-	res["picker"], res["agents"], res["agents/rate"] = c[0], c[1], rate
+	reports := func() float64 {
+		return counter("http://"+metricsAddr+"/metrics", "headroom_picker_reports_received_total")
+	}
+	c, rate := measure(o, served, pk.cpu, ag.cpu, reports)
+	res["picker"], res["agents"], res["agents/rate"], res["picker/reports"] = c[0], c[1], rate, c[2]
 	print(o, res)
 	return nil
 }
@@ -135,7 +156,7 @@ func print(o options, r map[string]float64) {
 	if o.epp != "" {
 		fmt.Printf("  %-52s %8.3f %9.0f of %.0f\n", "poll: the real GIE EPP (its process, from /proc)", r["epp"], r["epp/rate"], want)
 	}
-	fmt.Printf("  %-52s %8.3f\n", "stream: picker ingest", r["picker"])
+	fmt.Printf("  %-52s %8.3f   %.0f reports/s, %.0f µs of CPU a report\n", "stream: picker ingest", r["picker"], r["picker/reports"], 1e6*r["picker"]/max(r["picker/reports"], 1))
 	fmt.Printf("  %-52s %8.3f %9.0f of %.0f\n", fmt.Sprintf("stream: %d node agents' scraping, summed", nodes), r["agents"], r["agents/rate"], want)
 	fmt.Printf("\n  CPU per scrape: EPP way %.0f µs, filtered %.0f µs (a poller that cannot keep up is short by the missing scrapes)\n",
 		r["poll-full"]/r["poll-full/rate"]*1e6, r["poll-filtered"]/r["poll-filtered/rate"]*1e6)
