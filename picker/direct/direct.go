@@ -170,20 +170,26 @@ func (s *Scraper) due(v *store.View) []*target {
 		}
 	}
 	s.metrics.targets.Set(float64(len(wanted)))
-	n := min(len(wanted), s.o.MaxEndpoints)
-	if n < len(wanted) {
-		s.metrics.deferred.Add(float64(len(wanted) - n))
-	}
-	out := make([]*target, 0, n)
-	for i := range n {
-		t := s.targets[wanted[(s.cursor+i)%len(wanted)]]
-		if now.Before(t.next) {
-			continue
+	// From the cursor on, the first MaxEndpoints targets not backing off
+	// are read, and the next round starts after the last of them; a server
+	// backing off after failures takes no one's turn.
+	out := make([]*target, 0, min(len(wanted), s.o.MaxEndpoints))
+	next, deferred := s.cursor, 0
+	for i := range len(wanted) {
+		j := (s.cursor + i) % len(wanted)
+		t := s.targets[wanted[j]]
+		switch {
+		case now.Before(t.next):
+		case len(out) < s.o.MaxEndpoints:
+			out = append(out, t)
+			next = j + 1
+		default:
+			deferred++
 		}
-		out = append(out, t)
 	}
+	s.metrics.deferred.Add(float64(deferred))
 	if len(wanted) > 0 {
-		s.cursor = (s.cursor + n) % len(wanted)
+		s.cursor = next % len(wanted)
 	}
 	return out
 }

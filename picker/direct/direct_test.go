@@ -319,3 +319,33 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("disabled: %v", err)
 	}
 }
+
+// A server backing off after a failure takes no one's turn: with a budget
+// of two, two failing servers do not keep two answering ones from being
+// read every round.
+func TestBackingOffTakesNoTurn(t *testing.T) {
+	t.Parallel()
+	o := testOptions()
+	o.MaxEndpoints = 2
+	o.Interval = time.Minute // rounds are run by hand; a failure backs off for minutes
+	var eps []*store.Endpoint
+	var good []*modelServer
+	for i := range 4 {
+		srv := newModelServer(t, int64(i))
+		if i < 2 {
+			srv.handler = func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }
+		} else {
+			good = append(good, srv)
+		}
+		eps = append(eps, srv.endpoint(t, true))
+	}
+	s := New(o, views(eps...), nil, itestutil.Logger())
+	for range 3 { // the failing pair, then the answering pair, then the answering pair again
+		s.round(context.Background())
+	}
+	for i, srv := range good {
+		if n := srv.reads.Load(); n != 2 {
+			t.Errorf("answering server %d read %d times in 3 rounds, want 2 (the failing ones back off)", i, n)
+		}
+	}
+}
