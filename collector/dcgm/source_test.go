@@ -21,7 +21,7 @@ const retry = 30 * time.Second
 type rig struct {
 	t     *testing.T
 	lib   *fakeLibrary
-	clock *fakeClock
+	clock *testutil.Clock
 	logs  *logBuffer
 	src   *Source
 }
@@ -30,7 +30,7 @@ type rig struct {
 // connection attempt, which the rig waits for.
 func newRig(t *testing.T, setup func(*fakeLibrary)) *rig {
 	t.Helper()
-	r := &rig{t: t, lib: newFake(t), clock: &fakeClock{now: time.Unix(1700000000, 0)}, logs: &logBuffer{}}
+	r := &rig{t: t, lib: newFake(t), clock: testutil.NewClock(time.Unix(1700000000, 0)), logs: &logBuffer{}}
 	if setup != nil {
 		setup(r.lib)
 	}
@@ -211,12 +211,12 @@ func TestUnavailableIsNormalAndRetried(t *testing.T) {
 					t.Errorf("profile while DCGM is down: %q", got)
 				}
 			}
-			r.clock.Advance(retry - time.Nanosecond)
+			r.clock.Add(retry - time.Nanosecond)
 			r.mustCollect(false)
 			if n := r.lib.count("connect"); n != 1 {
 				t.Errorf("%d connects before the retry interval passed, want 1", n)
 			}
-			r.clock.Advance(time.Nanosecond)
+			r.clock.Add(time.Nanosecond)
 			r.mustCollect(false)
 			if n := r.lib.count("connect"); n != 2 {
 				t.Errorf("%d connects once the retry interval passed, want 2", n)
@@ -226,7 +226,7 @@ func TestUnavailableIsNormalAndRetried(t *testing.T) {
 			}
 
 			r.lib.set(func(f *fakeLibrary) { f.libMissing, f.engineUp, f.watchErr = false, true, nil })
-			r.clock.Advance(retry)
+			r.clock.Add(retry)
 			r.mustCollect(false) // starts the attempt
 			snap := r.mustCollect(true, gpu(0, "GPU-a"))
 			if got := profiles(snap)["GPU-a"]; !strings.HasPrefix(got, "sm=0.5 ") {
@@ -270,7 +270,7 @@ func TestConnectionLostThenRestored(t *testing.T) {
 		t.Errorf("lost connection shut down %d times, want 1", n)
 	}
 	for range 2 {
-		r.clock.Advance(retry)
+		r.clock.Add(retry)
 		snap := r.mustCollect(false, gpu(0, "GPU-a"))
 		if got := profiles(snap)["GPU-a"]; got != "-" {
 			t.Errorf("profile while reconnecting: %q", got)
@@ -284,7 +284,7 @@ func TestConnectionLostThenRestored(t *testing.T) {
 	}
 
 	r.lib.set(func(f *fakeLibrary) { f.engineUp = true })
-	r.clock.Advance(retry)
+	r.clock.Add(retry)
 	r.mustCollect(false)
 	snap := r.mustCollect(true, gpu(0, "GPU-a"))
 	if got := profiles(snap)["GPU-a"]; got != "sm=0.5" {

@@ -51,8 +51,8 @@ func NewReader(client *http.Client) *Reader {
 }
 
 // Read GETs url and extracts engine e's stats. The body is bounded by
-// MaxBodyBytes, a redirect is an error, and the values the parse left out
-// are counted in Dropped.
+// MaxBodyBytes and a redirect is an error; impossible values are left out
+// of the stats (counted, by reason, in the parser's drop counts).
 func (r *Reader) Read(ctx context.Context, url string, e Engine) (snapshot.ModelServerStats, error) {
 	var none snapshot.ModelServerStats
 	r.parser.dropped = dropCounts{}
@@ -86,23 +86,6 @@ func (r *Reader) Read(ctx context.Context, url string, e Engine) (snapshot.Model
 		return none, ErrBodyTooLarge
 	}
 	return r.parser.parse(e, r.buf.Bytes(), resp.Header.Get("Content-Type"))
-}
-
-// Dropped returns, by reason, the values the last Read left out (a
-// negative queue, a ratio above 1, a family with too many series…); nil
-// when none.
-func (r *Reader) Dropped() map[string]uint64 {
-	d := &r.parser.dropped
-	if !d.any() {
-		return nil
-	}
-	out := map[string]uint64{}
-	for i, n := range d {
-		if n > 0 {
-			out[dropReason(i).String()] += uint64(n)
-		}
-	}
-	return out
 }
 
 // shrink lets go of a buffer grown by an unusually large body.

@@ -34,8 +34,8 @@ type targetSpec struct {
 	engine   Engine
 }
 
-// target is one scraped endpoint. Its reader (parser and buffer) belongs to the
-// scrape in flight; inFlight guarantees there is at most one.
+// target is one scraped endpoint. Its reader (parser and buffer) belongs
+// to the scrape in flight; inFlight guarantees there is at most one.
 type target struct {
 	targetSpec
 	inFlight atomic.Bool
